@@ -1,0 +1,114 @@
+"""ResNet50 (C2-C5) with a choice of normalisation, and loading of its pre-trained weights.
+
+Layer names follow ``keras.applications.ResNet50`` (``conv1_conv``, ``conv2_block1_1_conv``, ...) so that its
+ImageNet weights, or any weights file of that model, load by name. BatchNorm layers are replaced by GroupNorm
+layers named ``*_gn`` when ``norm="group_norm"``; those start fresh while the convolutions still load.
+
+Shape letters: ``B`` batch, ``S`` input side.
+"""
+import keras
+
+from mrcnn_tf.errors import ConfigError
+
+BN_EPSILON = 1.001e-5  # keras.applications' value
+STAGES = (("conv2", 64, 3, 1), ("conv3", 128, 4, 2), ("conv4", 256, 6, 2), ("conv5", 512, 3, 2))
+# Caffe-style ImageNet statistics, RGB order, as keras.applications.resnet.preprocess_input expects.
+IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
+
+
+def normalization(norm, name, groups=32):
+    """A frozen BatchNorm (inference mode, not trained) or a GroupNorm layer."""
+    if norm == "frozen_bn":
+        layer = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=name + "_bn")
+        layer.trainable = False  # Keras 3: a non-trainable BatchNorm also runs in inference mode
+        return layer
+    if norm == "group_norm":
+        return keras.layers.GroupNormalization(groups=groups, epsilon=1e-5, name=name + "_gn")
+    raise ConfigError(f"norm must be 'frozen_bn' or 'group_norm', got {norm!r}")
+
+
+def _bottleneck(x, filters, stride, shortcut_conv, name, norm, groups):
+    if shortcut_conv:
+        shortcut = keras.layers.Conv2D(4 * filters, 1, strides=stride, name=name + "_0_conv")(x)
+        shortcut = normalization(norm, name + "_0", groups)(shortcut)
+    else:
+        shortcut = x
+    x = keras.layers.Conv2D(filters, 1, strides=stride, name=name + "_1_conv")(x)
+    x = normalization(norm, name + "_1", groups)(x)
+    x = keras.layers.Activation("relu", name=name + "_1_relu")(x)
+    x = keras.layers.Conv2D(filters, 3, padding="same", name=name + "_2_conv")(x)
+    x = normalization(norm, name + "_2", groups)(x)
+    x = keras.layers.Activation("relu", name=name + "_2_relu")(x)
+    x = keras.layers.Conv2D(4 * filters, 1, name=name + "_3_conv")(x)
+    x = normalization(norm, name + "_3", groups)(x)
+    x = keras.layers.Add(name=name + "_add")([shortcut, x])
+    return keras.layers.Activation("relu", name=name + "_out")(x)
+
+
+def build_resnet50(image_size, norm="frozen_bn", groups=32):
+    """A functional ResNet50 returning ``[C2, C3, C4, C5]`` (strides 4, 8, 16, 32).
+
+    Input: ``[B, S, S, 3]`` float, already normalised (see :func:`preprocess`).
+    """
+    inputs = keras.Input((image_size, image_size, 3), name="normalized_image")
+    x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
+    x = keras.layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
+    x = normalization(norm, "conv1", groups)(x)
+    x = keras.layers.Activation("relu", name="conv1_relu")(x)
+    x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    outputs = []
+    for stage, filters, blocks, stride in STAGES:
+        for block in range(1, blocks + 1):
+            first = block == 1
+            x = _bottleneck(x, filters, stride if first else 1, first, f"{stage}_block{block}", norm, groups)
+        outputs.append(x)
+    return keras.Model(inputs, outputs, name="resnet50")
+
+
+def preprocess(images):
+    """uint8/float RGB ``[B, S, S, 3]`` in 0-255 -> the caffe-style input ImageNet ResNet50 weights expect."""
+    images = keras.ops.cast(images, "float32")
+    bgr = images[..., ::-1] - keras.ops.convert_to_tensor(IMAGENET_MEAN_RGB[::-1], "float32")
+    return bgr
+
+
+def load_pretrained(backbone, weights, image_size):
+    """Copy pre-trained ResNet50 weights into ``backbone`` by layer name; returns the names copied.
+
+    ``weights`` is ``"imagenet"`` (downloaded by Keras) or the path of a weights file of
+    ``keras.applications.ResNet50(include_top=False)`` (``.h5`` or ``.weights.h5``).
+    """
+    if weights != "imagenet":
+        import os
+
+        if not os.path.isfile(weights):
+            raise ConfigError(f"backbone weights file not found: {weights}")
+    try:
+        reference = keras.applications.ResNet50(
+            include_top=False, weights=weights, input_shape=(image_size, image_size, 3)
+        )
+    except (ValueError, OSError) as error:
+        raise ConfigError(
+            f"cannot load ResNet50 weights from {weights!r}: {error}. Expected 'imagenet' or a weights file "
+            "saved from keras.applications.ResNet50(include_top=False)."
+        ) from error
+    copied = []
+    for layer in backbone.layers:
+        if not layer.weights:
+            continue
+        try:
+            source = reference.get_layer(layer.name)
+        except ValueError:
+            continue  # GroupNorm layers have no pre-trained twin
+        layer.set_weights(source.get_weights())
+        copied.append(layer.name)
+    return copied
+
+
+def freeze_stages(backbone, num_stages):
+    """Freeze the stem (``conv1``) and residual stages ``conv2 .. conv{num_stages}`` (none when 0)."""
+    prefixes = tuple(f"conv{i}_" for i in range(1, num_stages + 1))
+    for layer in backbone.layers:
+        if num_stages > 0 and layer.name.startswith(prefixes):
+            layer.trainable = False

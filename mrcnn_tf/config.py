@@ -1,0 +1,194 @@
+"""The configuration: one frozen dataclass tree, the only place where defaults live.
+
+Defaults reproduce the paper (256x256 inputs, batch 1, learning rate 0.001, 200 steps x 30 epochs) and size the
+parts the paper leaves open for 256-pixel MRI slices holding 1-4 tumours, starting from the Mask R-CNN /
+Detectron defaults (which are for ~800-pixel COCO images):
+
+* Anchors: one size per level P2-P6, ``(16, 32, 64, 128, 256)``, i.e. four times the level's stride (Detectron
+  uses eight times, 32-512 px, for 800-px images). LGG tumours span roughly 8-120 px at 256 px, so the smallest
+  anchor must be small enough that a tumour of ~10 px still reaches an IoU above the RPN's 0.3 with it, and the
+  largest covers most of the slice. Three aspect ratios (0.5, 1, 2) as in the paper's reference model.
+* FPN level assignment: the FPN paper's canonical size 224 is for 800-px images; scaled to 256 px it is ~72, so
+  a RoI of 72 px pools from P4, 36 px from P3 and 18 px (or less) from P2.
+* Sampling: 256 anchors per image for the RPN (as Detectron); 128 RoIs per image for the heads (Detectron: 512)
+  because a 256-px slice yields few distinct proposals; proposal counts (pre-NMS per level / post-NMS) are a
+  quarter of Detectron's 2000/1000 in training and 1000/1000 at inference, for the same reason.
+
+Everything is plain data and serialises to JSON (``Config.to_json`` / ``Config.from_json``), so a run folder
+records exactly the configuration it trained with.
+"""
+import dataclasses
+import json
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneConfig:
+    """ResNet50 + FPN.
+
+    ``weights``: ``"none"`` (random init), ``"imagenet"`` (Keras' ResNet50 ImageNet weights, needs internet) or
+    a path to a local weights file of ``keras.applications.ResNet50(include_top=False)``.
+    ``norm``: ``"frozen_bn"`` (BatchNorm in inference mode, for pre-trained weights) or ``"group_norm"`` (32
+    groups, in backbone, FPN and heads: what training from scratch at batch 1 needs). ``None`` picks by weights.
+    ``freeze_stages``: with pre-trained weights, the stem and the first ``freeze_stages - 1`` residual stages stay
+    fixed (Detectron's ``FREEZE_AT = 2``).
+    """
+
+    weights: str = "none"
+    norm: str | None = None
+    freeze_stages: int = 2
+    fpn_channels: int = 256
+    group_norm_groups: int = 32
+
+    @property
+    def resolved_norm(self):
+        if self.norm is not None:
+            return self.norm
+        return "group_norm" if self.weights == "none" else "frozen_bn"
+
+
+@dataclasses.dataclass(frozen=True)
+class AnchorConfig:
+    """Anchors on P2-P6 (see the module docstring for the sizes)."""
+
+    min_level: int = 2
+    max_level: int = 6
+    sizes: tuple = (16, 32, 64, 128, 256)
+    aspect_ratios: tuple = (0.5, 1.0, 2.0)
+
+    @property
+    def strides(self):
+        return tuple(2**level for level in range(self.min_level, self.max_level + 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class RPNConfig:
+    """Region proposal network: anchor matching, sampling and proposal selection."""
+
+    positive_iou: float = 0.7
+    negative_iou: float = 0.3
+    batch_size_per_image: int = 256
+    positive_fraction: float = 0.5
+    nms_iou: float = 0.7
+    train_pre_nms_topk: int = 500
+    train_post_nms_topk: int = 250
+    test_pre_nms_topk: int = 250
+    test_post_nms_topk: int = 250
+    min_box_size: float = 1.0
+    box_loss: str = "smooth_l1"
+    smooth_l1_beta: float = 1.0 / 9.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RoIConfig:
+    """Box and mask heads: RoI sampling, pooling sizes and head widths."""
+
+    positive_iou: float = 0.5
+    negative_iou: float = 0.5
+    batch_size_per_image: int = 128
+    positive_fraction: float = 0.25
+    box_pool_size: int = 7
+    mask_pool_size: int = 14
+    mask_size: int = 28
+    sampling_ratio: int = 2
+    canonical_level: int = 4
+    fc_dim: int = 1024
+    mask_conv_dim: int = 256
+    mask_num_convs: int = 4
+    box_weights: tuple = (10.0, 10.0, 5.0, 5.0)
+    smooth_l1_beta: float = 1.0 / 9.0
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceConfig:
+    """Detection post-processing."""
+
+    score_threshold: float = 0.05
+    nms_iou: float = 0.5
+    max_detections: int = 100
+    mask_threshold: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation (the paper's Table 2 where it says)."""
+
+    learning_rate: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    clipnorm: float = 10.0
+    batch_size: int = 1
+    steps_per_epoch: int = 200
+    epochs: int = 30
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The whole configuration. ``num_classes`` counts the background (class 0)."""
+
+    image_size: int = 256
+    class_names: tuple = ("tumour",)
+    max_instances: int = 8
+    backbone: BackboneConfig = BackboneConfig()
+    anchors: AnchorConfig = AnchorConfig()
+    rpn: RPNConfig = RPNConfig()
+    roi: RoIConfig = RoIConfig()
+    inference: InferenceConfig = InferenceConfig()
+    train: TrainConfig = TrainConfig()
+
+    @property
+    def num_classes(self):
+        return len(self.class_names) + 1
+
+    @property
+    def canonical_roi_size(self):
+        """FPN's canonical RoI size 224 (for 800-pixel images) scaled to ``image_size``."""
+        return 224.0 * self.image_size / 800.0
+
+    def replace(self, **sections):
+        """A copy with top-level fields replaced; nested sections given as dicts update only their keys."""
+        updates = {}
+        for name, value in sections.items():
+            current = getattr(self, name)
+            if dataclasses.is_dataclass(current) and isinstance(value, dict):
+                value = dataclasses.replace(current, **value)
+            updates[name] = value
+        return dataclasses.replace(self, **updates)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def to_json(self, path):
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=2)
+
+    @classmethod
+    def from_dict(cls, data):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(data) - set(fields)
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        kwargs = {}
+        for name, value in data.items():
+            default = getattr(cls(), name)
+            if dataclasses.is_dataclass(default):
+                value = _section_from_dict(type(default), value)
+            elif isinstance(default, tuple):
+                value = tuple(value)
+            kwargs[name] = value
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, path):
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+
+def _section_from_dict(section_type, data):
+    names = {f.name for f in dataclasses.fields(section_type)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"unknown {section_type.__name__} keys: {sorted(unknown)}")
+    return section_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})

@@ -1,0 +1,89 @@
+"""Reader of the LGG / Kaggle ``lgg-mri-segmentation`` layout.
+
+``ROOT/<patient folder>/<name>.tif`` with its mask ``<name>_mask.tif`` beside it; the patient id is the folder
+name up to the date (``TCGA_CS_4942_19970222`` -> ``TCGA_CS_4942``). Each 8-connected region of a mask is one
+tumour instance; a slice with an empty mask is a tumour-free image.
+"""
+import dataclasses
+import os
+
+import cv2
+import numpy as np
+
+from mrcnn_tf.data import instances
+from mrcnn_tf.errors import DataError
+
+TUMOUR_CLASS = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Slice:
+    """One image file, its mask file and the patient it belongs to."""
+
+    image_path: str
+    mask_path: str
+    patient: str
+
+
+def patient_id(folder_name):
+    """``TCGA_CS_4942_19970222`` -> ``TCGA_CS_4942`` (a folder without a date suffix is its own id)."""
+    parts = folder_name.split("_")
+    if len(parts) > 1 and parts[-1].isdigit() and len(parts[-1]) == 8:
+        return "_".join(parts[:-1])
+    return folder_name
+
+
+def _slice_order(name):
+    stem = name[: -len(".tif")]
+    number = stem.rsplit("_", 1)[-1]
+    return (stem.rsplit("_", 1)[0], int(number) if number.isdigit() else -1, stem)
+
+
+def list_slices(root):
+    """Every ``(image, mask)`` pair under ``root``, sorted by patient folder and slice number.
+
+    Raises DataError naming the file when an image has no mask, and when ``root`` holds no slice at all.
+    """
+    if not os.path.isdir(root):
+        raise DataError(f"{root}: data folder not found")
+    slices = []
+    for folder in sorted(os.listdir(root)):
+        path = os.path.join(root, folder)
+        if not os.path.isdir(path):
+            continue
+        names = [n for n in os.listdir(path) if n.endswith(".tif") and not n.endswith("_mask.tif")]
+        for name in sorted(names, key=_slice_order):
+            image_path = os.path.join(path, name)
+            mask_path = image_path[: -len(".tif")] + "_mask.tif"
+            if not os.path.isfile(mask_path):
+                raise DataError(f"{image_path}: no mask file (expected {mask_path})")
+            slices.append(Slice(image_path, mask_path, patient_id(folder)))
+    if not slices:
+        raise DataError(f"{root}: no '<name>.tif' + '<name>_mask.tif' pairs found in its patient folders")
+    return slices
+
+
+def read_image(path, flags):
+    """Read an image file with OpenCV; a missing, empty or corrupt file raises DataError naming it."""
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found")
+    image = cv2.imread(path, flags)
+    if image is None or image.size == 0:
+        raise DataError(f"{path}: empty or corrupt image (OpenCV could not decode it)")
+    return image
+
+
+def load_slice(item, image_size, max_instances):
+    """Decode one :class:`Slice` into the example dict of ``data.instances``."""
+    image = read_image(item.image_path, cv2.IMREAD_UNCHANGED)
+    if image.ndim == 3 and image.shape[2] >= 3:
+        image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
+    image = instances.to_rgb(image, item.image_path)
+    mask = read_image(item.mask_path, cv2.IMREAD_UNCHANGED)
+    if mask.ndim == 3:
+        mask = mask.max(axis=2)
+    if mask.shape != image.shape[:2]:
+        raise DataError(f"{item.mask_path}: mask size {mask.shape} differs from its image's {image.shape[:2]}")
+    masks = instances.label_instances(mask)
+    classes = np.full((len(masks),), TUMOUR_CLASS, np.int32)
+    return instances.make_example(image, masks, classes, image_size, max_instances, item.image_path)

@@ -1,0 +1,20 @@
+"""RoIAlign layer over ``ops.roi_align.multilevel_roi_align``."""
+import keras
+
+from mrcnn_tf.ops import roi_align as roi_ops
+
+
+class MultilevelRoIAlign(keras.layers.Layer):
+    """Pools ``[B, R, out, out, F]`` features for RoIs ``[B, R, 4]`` from the FPN level their size selects."""
+
+    def __init__(self, output_size, sampling_ratio, min_level, canonical_size, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.output_size = output_size
+        self.sampling_ratio = sampling_ratio
+        self.min_level = min_level
+        self.canonical_size = canonical_size
+
+    def call(self, features, rois):
+        return roi_ops.multilevel_roi_align(
+            features, rois, self.output_size, self.sampling_ratio, self.min_level, self.canonical_size
+        )

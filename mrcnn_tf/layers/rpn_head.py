@@ -1,0 +1,30 @@
+"""RPN head: a shared 3x3 conv, then per-anchor objectness logits and box deltas on every FPN level.
+
+Shape letters: ``B`` batch, ``A`` anchors per location, ``N`` anchors of all levels (order of ``ops.anchors``).
+"""
+import keras
+import tensorflow as tf
+
+
+class RPNHead(keras.layers.Layer):
+    """Objectness logits ``[B, N]`` and deltas ``[B, N, 4]``, both float32 whatever the compute dtype."""
+
+    def __init__(self, num_anchors, channels=256, **kwargs):
+        super().__init__(**kwargs)
+        init = keras.initializers.RandomNormal(stddev=0.01)
+        self.num_anchors = num_anchors
+        self.conv = keras.layers.Conv2D(channels, 3, padding="same", activation="relu", kernel_initializer=init,
+                                        name="conv")
+        self.objectness = keras.layers.Conv2D(num_anchors, 1, kernel_initializer=init, dtype="float32",
+                                              name="objectness")
+        self.deltas = keras.layers.Conv2D(4 * num_anchors, 1, kernel_initializer=init, dtype="float32",
+                                          name="deltas")
+
+    def call(self, features):
+        batch = tf.shape(features[0])[0]
+        logits, deltas = [], []
+        for x in features:
+            x = self.conv(x)
+            logits.append(tf.reshape(self.objectness(x), [batch, -1]))  # [B, H_l*W_l*A]
+            deltas.append(tf.reshape(self.deltas(x), [batch, -1, 4]))  # [B, H_l*W_l*A, 4]
+        return tf.concat(logits, axis=1), tf.concat(deltas, axis=1)

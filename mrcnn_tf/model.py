@@ -1,0 +1,160 @@
+"""MaskRCNN: composes backbone, FPN, RPN, RoIAlign and the heads; ``call`` reads like the paper's figure 2.
+
+Inputs are images ``[B, S, S, 3]`` (uint8 or float, 0-255, RGB) at the configured ``image_size``; outputs are in
+the pixels of that input (``mrcnn_tf.inference.detect`` maps them back to an image of any size). Boxes follow
+``ops.boxes``: ``[y1, x1, y2, x2]`` float32. A training batch is a dict with ``images``, ``gt_boxes``
+``[B, G, 4]``, ``gt_classes`` ``[B, G]`` (-1 = padding) and ``gt_masks`` ``[B, G, S, S]``.
+
+Shape letters: ``B`` batch, ``S`` input side, ``G`` ground truth, ``P`` proposals, ``R`` sampled RoIs,
+``D`` detections, ``K`` classes, ``M`` mask side.
+"""
+import keras
+import tensorflow as tf
+
+from mrcnn_tf import backbone as backbone_lib
+from mrcnn_tf import losses, targets
+from mrcnn_tf.layers.box_head import BoxHead
+from mrcnn_tf.layers.detections import DetectionLayer
+from mrcnn_tf.layers.fpn import FPN
+from mrcnn_tf.layers.mask_head import MaskHead
+from mrcnn_tf.layers.proposals import ProposalLayer
+from mrcnn_tf.layers.rpn_head import RPNHead
+from mrcnn_tf.layers.roi_align import MultilevelRoIAlign
+from mrcnn_tf.ops import masks as mask_ops
+
+LOSS_NAMES = ("rpn_objectness", "rpn_box", "cls", "box", "mask")
+ROI_LEVELS = 4  # RoIs pool from P2-P5; P6 only feeds the RPN
+
+
+class MaskRCNN(keras.Model):
+    """Mask R-CNN with a ResNet50-FPN backbone. Build with :func:`build_model` to get weights loaded."""
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        norm, groups = config.backbone.resolved_norm, config.backbone.group_norm_groups
+        anchors, rpn, roi = config.anchors, config.rpn, config.roi
+        self.backbone = backbone_lib.build_resnet50(config.image_size, norm, groups)
+        self.fpn = FPN(config.backbone.fpn_channels, norm, groups, name="fpn")
+        self.rpn_head = RPNHead(len(anchors.aspect_ratios), config.backbone.fpn_channels, name="rpn_head")
+        self.proposal_layer = ProposalLayer(
+            config.image_size, anchors.strides, anchors.sizes, anchors.aspect_ratios, rpn.nms_iou,
+            (rpn.train_pre_nms_topk, rpn.train_post_nms_topk), (rpn.test_pre_nms_topk, rpn.test_post_nms_topk),
+            rpn.min_box_size, name="proposals",
+        )
+        self.box_roi_align = MultilevelRoIAlign(
+            roi.box_pool_size, roi.sampling_ratio, anchors.min_level, config.canonical_roi_size, name="box_roi_align"
+        )
+        self.mask_roi_align = MultilevelRoIAlign(
+            roi.mask_pool_size, roi.sampling_ratio, anchors.min_level, config.canonical_roi_size,
+            name="mask_roi_align",
+        )
+        self.box_head = BoxHead(config.num_classes, roi.fc_dim, name="box_head")
+        self.mask_head = MaskHead(config.num_classes, roi.mask_conv_dim, roi.mask_num_convs, norm, groups,
+                                  name="mask_head")
+        inference = config.inference
+        self.detection_layer = DetectionLayer(
+            config.image_size, roi.box_weights, inference.score_threshold, inference.nms_iou,
+            inference.max_detections, name="detections",
+        )
+        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES + ("loss",)}
+
+    # The forward pass of the paper's figure 2.
+    def call(self, images, training=False):
+        """Detections of ``images`` ``[B, S, S, 3]``: dict of ``boxes`` ``[B, D, 4]``, ``scores`` ``[B, D]``,
+        ``classes`` ``[B, D]``, ``valid`` ``[B, D]``, ``num_detections`` ``[B]``, ``mask_probs`` ``[B, D, M, M]``
+        and ``masks`` ``[B, D, S, S]`` uint8 (0/1 at the input size)."""
+        features = self.extract_features(images, training=False)  # [P2 .. P6]
+        rpn_logits, rpn_deltas = self.rpn_head(features)  # [B, N], [B, N, 4]
+        proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=False)  # [B, P, 4]
+        class_logits, box_deltas = self.box_head(self.box_roi_align(features[:ROI_LEVELS], proposals))
+        detections = self.detection_layer(proposals, valid, class_logits, box_deltas)
+        mask_logits = self.mask_head(self.mask_roi_align(features[:ROI_LEVELS], detections["boxes"]))
+        mask_probs = tf.sigmoid(tf.gather(mask_logits, detections["classes"], axis=4, batch_dims=2))  # [B, D, M, M]
+        mask_probs *= tf.cast(detections["valid"], tf.float32)[..., None, None]
+        size = self.config.image_size
+        pasted = mask_ops.paste_masks(mask_probs, detections["boxes"], size, size)  # [B, D, S, S]
+        detections["mask_probs"] = mask_probs
+        detections["masks"] = tf.cast(pasted >= self.config.inference.mask_threshold, tf.uint8)
+        return detections
+
+    def extract_features(self, images, training=False):
+        """Backbone + FPN: ``[B, S, S, 3]`` 0-255 -> ``[P2, P3, P4, P5, P6]``."""
+        return self.fpn(self.backbone(backbone_lib.preprocess(images), training=training))
+
+    def compute_losses(self, batch, training=True):
+        """The five losses of one batch (dict of float32 scalars) and their sum under ``"loss"``."""
+        cfg_rpn, cfg_roi = self.config.rpn, self.config.roi
+        gt_boxes = tf.cast(batch["gt_boxes"], tf.float32)
+        gt_classes = tf.cast(batch["gt_classes"], tf.int32)
+        features = self.extract_features(batch["images"], training=training)
+        rpn_logits, rpn_deltas = self.rpn_head(features)
+
+        labels, weights, positive, box_targets = targets.rpn_targets(
+            self.proposal_layer.anchors, gt_boxes, gt_classes, cfg_rpn.positive_iou, cfg_rpn.negative_iou,
+            cfg_rpn.batch_size_per_image, cfg_rpn.positive_fraction,
+        )
+        proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=True)
+        rois = targets.sample_rois(
+            proposals, valid, gt_boxes, gt_classes, cfg_roi.batch_size_per_image, cfg_roi.positive_fraction,
+            cfg_roi.positive_iou, cfg_roi.negative_iou, cfg_roi.box_weights,
+        )
+        class_logits, box_deltas = self.box_head(self.box_roi_align(features[:ROI_LEVELS], rois["rois"]))
+
+        # Positives come first among the sampled RoIs, so the mask head only needs the first max-positive ones.
+        num_mask = int(cfg_roi.batch_size_per_image * cfg_roi.positive_fraction)
+        mask_rois = rois["rois"][:, :num_mask]  # [B, R_pos, 4]
+        mask_logits = self.mask_head(self.mask_roi_align(features[:ROI_LEVELS], mask_rois))
+        mask_target = targets.mask_targets(batch["gt_masks"], mask_rois, rois["matched_gt"][:, :num_mask],
+                                           cfg_roi.mask_size)
+
+        values = {
+            "rpn_objectness": losses.rpn_objectness_loss(rpn_logits, labels, weights),
+            "rpn_box": losses.rpn_box_loss(rpn_deltas, box_targets, positive, weights, self._rpn_beta()),
+            "cls": losses.classification_loss(class_logits, rois["classes"], rois["valid"]),
+            "box": losses.box_regression_loss(box_deltas, rois["classes"], rois["box_targets"], rois["positive"],
+                                              rois["valid"], cfg_roi.smooth_l1_beta),
+            "mask": losses.mask_loss(mask_logits, rois["classes"][:, :num_mask], mask_target,
+                                     rois["positive"][:, :num_mask]),
+        }
+        values["loss"] = tf.add_n([values[name] for name in LOSS_NAMES])
+        return values
+
+    def _rpn_beta(self):
+        return 0.0 if self.config.rpn.box_loss == "l1" else self.config.rpn.smooth_l1_beta
+
+    # Keras training hooks.
+    def train_step(self, batch):
+        batch, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        with tf.GradientTape() as tape:
+            values = self.compute_losses(batch, training=True)
+            scaled = self.optimizer.scale_loss(values["loss"])
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply(gradients, variables)
+        return self._track(values)
+
+    def test_step(self, batch):
+        batch, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        return self._track(self.compute_losses(batch, training=False))
+
+    def _track(self, values):
+        for name, tracker in self.loss_trackers.items():
+            tracker.update_state(values[name])
+        return {name: tracker.result() for name, tracker in self.loss_trackers.items()}
+
+    @property
+    def metrics(self):
+        return list(self.loss_trackers.values())
+
+
+def build_model(config):
+    """A built :class:`MaskRCNN` with its backbone weights loaded and frozen as ``config.backbone`` says."""
+    model = MaskRCNN(config, name="mask_rcnn")
+    size = config.image_size
+    model(tf.zeros([1, size, size, 3], tf.uint8))  # create every weight
+    weights = config.backbone.weights
+    if weights != "none":
+        backbone_lib.load_pretrained(model.backbone, weights, size)
+        backbone_lib.freeze_stages(model.backbone, config.backbone.freeze_stages)
+    return model

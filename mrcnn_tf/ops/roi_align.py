@@ -1,0 +1,132 @@
+"""RoIAlign from gather ops: bilinear sampling with half-pixel alignment, XLA-compilable, deterministic gradient.
+
+Alignment (torchvision ``roi_align(aligned=True)``, detectron2 ``ROIAlign(aligned=True)``): a feature map of
+stride ``s`` has the value of its cell ``(i, j)`` at the image point ``((i + 0.5) s, (j + 0.5) s)``. An image point
+``y`` therefore sits at the continuous feature index ``y / s - 0.5``; without the ``- 0.5`` every RoI would be
+sampled half a cell down and to the right. A RoI ``[y1, x1, y2, x2]`` is split into ``out x out`` bins; each
+bin is sampled on a regular ``r x r`` grid (``r = sampling_ratio``) at the bin's sub-cell centres, each sample
+interpolated bilinearly from the 4 nearest cells, and the ``r * r`` samples are averaged. A sample further than
+one cell outside the map is 0; a sample between is clamped to the border (as torchvision's CPU kernel).
+
+All levels are flattened into one ``[B, T, C]`` tensor so that one ``tf.gather`` per corner serves every RoI,
+whatever its level; the gradient is the gather's (an unsorted segment sum), not ``crop_and_resize``'s racy one.
+
+Shape letters: ``B`` batch, ``R`` RoIs per image, ``T`` cells of all levels, ``C`` channels,
+``P``/``Q`` sample rows / columns per RoI (``out * r``), ``L`` levels.
+"""
+import math
+
+import tensorflow as tf
+
+from mrcnn_tf.ops import boxes as box_ops
+
+
+def assign_fpn_levels(boxes, min_level, max_level, canonical_size, canonical_level=4):
+    """FPN equation (1): level ``floor(k0 + log2(sqrt(w h) / canonical_size))`` clipped to the levels.
+
+    ``canonical_size`` is 224 for 800-pixel images in the FPN paper; callers scale it to their input size.
+    Args: ``boxes`` ``[..., 4]``. Returns ``[...]`` int32 levels.
+    """
+    size = tf.sqrt(box_ops.box_area(boxes))
+    level = canonical_level + tf.math.log(tf.maximum(size, 1e-6) / canonical_size) / math.log(2.0)
+    level = tf.floor(level + 1e-6)  # torchvision's epsilon: a box exactly at a boundary goes up
+    return tf.cast(tf.clip_by_value(level, min_level, max_level), tf.int32)
+
+
+def _axis_samples(start, length, output_size, sampling_ratio):
+    """Continuous sample positions ``[B, R, out * r]`` along one axis of each RoI."""
+    steps = (tf.range(output_size * sampling_ratio, dtype=tf.float32) + 0.5) / sampling_ratio  # [P]
+    return start[..., None] + steps * (length / output_size)[..., None]
+
+
+def _corner_weights(position, size):
+    """Bilinear corners along one axis: low index, high index, their weights, all ``[B, R, P]``.
+
+    ``position`` is a continuous cell index; ``size`` ``[B, R]`` the map's extent on this axis.
+    """
+    size = tf.cast(size, tf.float32)[..., None]
+    inside = (position >= -1.0) & (position <= size)
+    position = tf.clip_by_value(position, 0.0, size - 1.0)
+    low = tf.floor(position)
+    high = tf.minimum(low + 1.0, size - 1.0)
+    frac = position - low
+    valid = tf.cast(inside, tf.float32)
+    return tf.cast(low, tf.int32), tf.cast(high, tf.int32), (1.0 - frac) * valid, frac * valid
+
+
+def roi_align_flat(flat_features, boxes, heights, widths, offsets, output_size, sampling_ratio):
+    """RoIAlign on flattened feature maps; the building block of both public RoIAlign functions.
+
+    Args:
+      flat_features: ``[B, T, C]``, maps flattened row-major and concatenated.
+      boxes: ``[B, R, 4]`` float32 in continuous cell indices of each RoI's own map (already divided by the
+        stride and shifted by ``-0.5``).
+      heights, widths: ``[B, R]`` int32 size of each RoI's map.
+      offsets: ``[B, R]`` int32 position of each RoI's map in ``T``.
+      output_size: ``out``; sampling_ratio: ``r``.
+    Returns:
+      ``[B, R, out, out, C]`` in the features' dtype.
+    """
+    y = _axis_samples(boxes[..., 0], boxes[..., 2] - boxes[..., 0], output_size, sampling_ratio)  # [B, R, P]
+    x = _axis_samples(boxes[..., 1], boxes[..., 3] - boxes[..., 1], output_size, sampling_ratio)  # [B, R, Q]
+    y0, y1, wy0, wy1 = _corner_weights(y, heights)
+    x0, x1, wx0, wx1 = _corner_weights(x, widths)
+    row_stride = widths[..., None, None]
+    base = offsets[..., None, None]
+    batch, rois = tf.shape(boxes)[0], tf.shape(boxes)[1]
+    channels = flat_features.shape[-1]
+    dtype = flat_features.dtype
+
+    def corner(rows, cols, row_weight, col_weight):
+        index = base + rows[..., :, None] * row_stride + cols[..., None, :]  # [B, R, P, Q]
+        values = tf.gather(flat_features, tf.reshape(index, [batch, -1]), batch_dims=1)  # [B, R*P*Q, C]
+        weight = row_weight[..., :, None] * col_weight[..., None, :]  # [B, R, P, Q]
+        return tf.reshape(values, tf.concat([tf.shape(index), [channels]], 0)) * tf.cast(weight, dtype)[..., None]
+
+    samples = corner(y0, x0, wy0, wx0) + corner(y0, x1, wy0, wx1) + corner(y1, x0, wy1, wx0) + corner(y1, x1, wy1, wx1)
+    samples = tf.reshape(
+        samples, [batch, rois, output_size, sampling_ratio, output_size, sampling_ratio, channels]
+    )
+    return tf.reduce_mean(samples, axis=[3, 5])  # [B, R, out, out, C]
+
+
+def roi_align(features, boxes, output_size, sampling_ratio=2, spatial_scale=1.0):
+    """RoIAlign on one map: ``features`` ``[B, H, W, C]``, ``boxes`` ``[B, R, 4]`` in image pixels.
+
+    ``spatial_scale`` is ``1 / stride``. Returns ``[B, R, out, out, C]``.
+    """
+    shape = tf.shape(features)
+    flat = tf.reshape(features, [shape[0], -1, features.shape[-1]])
+    scaled = boxes * spatial_scale - 0.5
+    ones = tf.ones(tf.shape(boxes)[:2], tf.int32)
+    return roi_align_flat(flat, scaled, ones * shape[1], ones * shape[2], ones * 0, output_size, sampling_ratio)
+
+
+def multilevel_roi_align(features, boxes, output_size, sampling_ratio, min_level, canonical_size):
+    """RoIAlign of each RoI from the FPN level its size selects.
+
+    Args:
+      features: list of ``L`` maps ``[B, H_l, W_l, C]`` for levels ``min_level ..``; level ``l`` has stride
+        ``2 ** l`` and static spatial sizes.
+      boxes: ``[B, R, 4]`` float32 in image pixels.
+      output_size, sampling_ratio: as :func:`roi_align_flat`.
+      canonical_size: box size that maps to level 4 (FPN's 224, scaled to the input size).
+    Returns:
+      ``[B, R, out, out, C]``.
+    """
+    max_level = min_level + len(features) - 1
+    level_heights = [f.shape[1] for f in features]
+    level_widths = [f.shape[2] for f in features]
+    level_offsets = [0]
+    for h, w in zip(level_heights[:-1], level_widths[:-1]):
+        level_offsets.append(level_offsets[-1] + h * w)
+    batch = tf.shape(features[0])[0]
+    flat = tf.concat([tf.reshape(f, [batch, -1, f.shape[-1]]) for f in features], axis=1)  # [B, T, C]
+
+    level = assign_fpn_levels(boxes, min_level, max_level, canonical_size) - min_level  # [B, R]
+    scale = tf.gather([2.0 ** -(min_level + i) for i in range(len(features))], level)  # [B, R]
+    scaled = boxes * scale[..., None] - 0.5
+    heights = tf.gather(level_heights, level)
+    widths = tf.gather(level_widths, level)
+    offsets = tf.gather(level_offsets, level)
+    return roi_align_flat(flat, scaled, heights, widths, offsets, output_size, sampling_ratio)

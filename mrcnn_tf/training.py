@@ -1,0 +1,125 @@
+"""A training run: data in, a run folder out (config, checkpoints, history, final weights, sample predictions).
+
+Run folder layout::
+
+    RUN/config.json                  the configuration trained with (Config.to_json)
+    RUN/checkpoints/epoch_NNN.weights.h5
+    RUN/history.csv                  the losses of every epoch
+    RUN/model.weights.h5             the final weights
+    RUN/predictions/                 overlays and predictions.json for a few training slices
+"""
+import functools
+import json
+import os
+
+import keras
+import numpy as np
+
+from mrcnn_tf import inference, visualize
+from mrcnn_tf.config import Config
+from mrcnn_tf.data import lgg, pipeline
+from mrcnn_tf.model import build_model
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+
+
+def set_precision(mixed_precision):
+    """``mixed_float16`` for GPU users; float32 otherwise (mixed precision is 4-10x slower on a CPU)."""
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
+
+
+def make_optimizer(train):
+    """SGD with momentum, decoupled weight decay and global gradient-norm clipping."""
+    return keras.optimizers.SGD(
+        learning_rate=train.learning_rate,
+        momentum=train.momentum,
+        weight_decay=train.weight_decay,
+        global_clipnorm=train.clipnorm,
+    )
+
+
+def compile_model(config):
+    """A built and compiled :class:`MaskRCNN` for ``config``."""
+    set_precision(config.train.mixed_precision)
+    keras.utils.set_random_seed(config.train.seed)
+    model = build_model(config)
+    model.compile(optimizer=make_optimizer(config.train), jit_compile=config.train.jit_compile)
+    return model
+
+
+def load_examples(config, data_root, max_slices=None, verbose=True):
+    """The LGG slices under ``data_root`` (the first ``max_slices`` if given) and their decoded arrays."""
+    items = lgg.list_slices(data_root)[:max_slices]
+    load = functools.partial(lgg.load_slice, image_size=config.image_size, max_instances=config.max_instances)
+    return items, pipeline.decode_all(items, load, verbose=verbose)
+
+
+def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbose=1):
+    """Train on the LGG slices under ``data_root``; write the run folder ``out_dir``. Returns the model."""
+    os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
+    config.to_json(os.path.join(out_dir, CONFIG_FILE))
+    items, arrays = load_examples(config, data_root, max_slices, verbose=bool(verbose))
+    dataset = pipeline.make_dataset(arrays, config.train.batch_size, training=True, seed=config.train.seed)
+    model = compile_model(config)
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(out_dir, "checkpoints", "epoch_{epoch:03d}.weights.h5"), save_weights_only=True
+        ),
+        keras.callbacks.CSVLogger(os.path.join(out_dir, "history.csv")),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    model.fit(
+        dataset,
+        epochs=config.train.epochs,
+        steps_per_epoch=config.train.steps_per_epoch,
+        callbacks=callbacks,
+        shuffle=False,  # the dataset shuffles itself
+        verbose=verbose,
+    )
+    model.save_weights(os.path.join(out_dir, WEIGHTS_FILE))
+    if num_predictions:
+        write_predictions(model, items, arrays, os.path.join(out_dir, "predictions"), num_predictions)
+    return model
+
+
+def load_run(run_dir):
+    """The model of a run folder, with its final weights (no pre-trained download: the run's weights win)."""
+    config = Config.from_json(os.path.join(run_dir, CONFIG_FILE))
+    config = config.replace(backbone={"weights": "none", "norm": config.backbone.resolved_norm})
+    set_precision(config.train.mixed_precision)
+    model = build_model(config)
+    model.load_weights(os.path.join(run_dir, WEIGHTS_FILE))
+    return model
+
+
+def _pick_examples(arrays, count):
+    """Up to ``count`` indices, half with a tumour and half without where possible, spread over the data."""
+    has_tumour = (arrays["gt_classes"] >= 0).any(axis=1)
+    positives, negatives = np.flatnonzero(has_tumour), np.flatnonzero(~has_tumour)
+    take_neg = min(len(negatives), count // 2)
+    take_pos = min(len(positives), count - take_neg)
+    spread = lambda idx, k: idx[np.linspace(0, len(idx) - 1, k).astype(int)] if k else idx[:0]
+    return sorted(np.concatenate([spread(positives, take_pos), spread(negatives, take_neg)]).tolist())
+
+
+def write_predictions(model, items, arrays, out_dir, count):
+    """Overlays (ground truth green, prediction red) and ``predictions.json`` for ``count`` slices."""
+    os.makedirs(out_dir, exist_ok=True)
+    records = []
+    for index in _pick_examples(arrays, count):
+        image = arrays["images"][index]
+        detections = inference.detect(model, image, items[index].image_path)
+        name = os.path.splitext(os.path.basename(items[index].image_path))[0]
+        overlay = visualize.draw_overlay(image, arrays["gt_masks"][index], detections)
+        visualize.write_png(os.path.join(out_dir, name + ".png"), overlay)
+        records.append({
+            "image": items[index].image_path,
+            "boxes_yxyx": detections["boxes"].round(2).tolist(),
+            "scores": detections["scores"].round(4).tolist(),
+            "classes": detections["classes"].tolist(),
+            "mask_pixels": detections["masks"].sum(axis=(1, 2)).tolist(),
+        })
+    with open(os.path.join(out_dir, "predictions.json"), "w") as f:
+        json.dump(records, f, indent=1)
+    return records
