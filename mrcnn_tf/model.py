@@ -101,8 +101,8 @@ class MaskRCNN(keras.Model):
         )
         class_logits, box_deltas = self.box_head(self.box_roi_align(features[:ROI_LEVELS], rois["rois"]))
 
-        # Positives come first among the sampled RoIs, so the mask head only needs the first max-positive ones.
-        num_mask = int(cfg_roi.batch_size_per_image * cfg_roi.positive_fraction)
+        # Positives come first among the sampled RoIs (in random order), so the first ones suffice.
+        num_mask = min(cfg_roi.mask_rois_per_image, int(cfg_roi.batch_size_per_image * cfg_roi.positive_fraction))
         mask_rois = rois["rois"][:, :num_mask]  # [B, R_pos, 4]
         mask_logits = self.mask_head(self.mask_roi_align(features[:ROI_LEVELS], mask_rois))
         mask_target = targets.mask_targets(batch["gt_masks"], mask_rois, rois["matched_gt"][:, :num_mask],

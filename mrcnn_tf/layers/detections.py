@@ -13,7 +13,8 @@ class DetectionLayer(keras.layers.Layer):
     """Decodes class-specific boxes of the proposals and keeps the best ``max_detections`` per image."""
 
     def __init__(self, image_size, box_weights, score_threshold, nms_iou, max_detections, **kwargs):
-        super().__init__(trainable=False, **kwargs)
+        # Boxes stay float32 under a mixed policy: no autocast of the inputs.
+        super().__init__(trainable=False, autocast=False, **kwargs)
         self.image_size = image_size
         self.box_weights = box_weights
         self.score_threshold = score_threshold

@@ -10,7 +10,8 @@ class ProposalLayer(keras.layers.Layer):
 
     def __init__(self, image_size, strides, sizes, aspect_ratios, nms_iou, train_topk, test_topk, min_size,
                  **kwargs):
-        super().__init__(trainable=False, **kwargs)
+        # Boxes stay float32 under a mixed policy: no autocast of the inputs.
+        super().__init__(trainable=False, autocast=False, **kwargs)
         self.image_size = image_size
         self.anchors, self.level_counts = anchor_ops.multilevel_anchors(image_size, strides, sizes, aspect_ratios)
         self.nms_iou = nms_iou

@@ -8,7 +8,8 @@ class MultilevelRoIAlign(keras.layers.Layer):
     """Pools ``[B, R, out, out, F]`` features for RoIs ``[B, R, 4]`` from the FPN level their size selects."""
 
     def __init__(self, output_size, sampling_ratio, min_level, canonical_size, **kwargs):
-        super().__init__(trainable=False, **kwargs)
+        # Boxes stay float32 under a mixed policy: no autocast of the inputs.
+        super().__init__(trainable=False, autocast=False, **kwargs)
         self.output_size = output_size
         self.sampling_ratio = sampling_ratio
         self.min_level = min_level

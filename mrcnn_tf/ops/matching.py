@@ -25,7 +25,8 @@ def match_boxes_to_ground_truth(boxes, gt_boxes, gt_valid, positive_iou, negativ
       allow_low_quality: also make positive, for every ground truth, the boxes that have its highest IoU
         (ties included), so every ground truth gets at least its best anchor (Faster R-CNN's rule).
     Returns:
-      matched_gt: ``[N]`` int32 index of the best ground truth (0 when there is none).
+      matched_gt: ``[N]`` int32 index of the ground truth each box regresses to: its best one, except that a
+        box promoted by ``allow_low_quality`` follows the ground truth it is best for (0 when there is none).
       labels: ``[N]`` int32 in ``{POSITIVE, NEGATIVE, IGNORE}``.
       max_iou: ``[N]`` float32 best IoU (``-1`` when there is no valid ground truth).
     """

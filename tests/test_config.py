@@ -1,0 +1,30 @@
+"""Config: JSON round trip, section updates, unknown keys rejected."""
+import json
+
+import pytest
+
+from mrcnn_tf.config import Config
+
+
+def test_json_round_trip_keeps_every_value(tmp_path):
+    config = Config(image_size=128).replace(rpn={"nms_iou": 0.6}, anchors={"sizes": (8, 16, 32, 64, 128)})
+    path = tmp_path / "config.json"
+    config.to_json(path)
+    assert Config.from_json(path) == config
+
+
+def test_paper_defaults():
+    config = Config()
+    assert (config.image_size, config.train.batch_size, config.train.learning_rate) == (256, 1, 0.001)
+    assert (config.train.steps_per_epoch, config.train.epochs) == (200, 30)
+    assert config.num_classes == 2 and config.anchors.strides == (4, 8, 16, 32, 64)
+    assert config.canonical_roi_size == pytest.approx(71.68)
+
+
+def test_unknown_keys_are_rejected(tmp_path):
+    data = Config().to_dict()
+    data["rpn"]["nms_threshold"] = 0.5
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="nms_threshold"):
+        Config.from_json(path)

@@ -1,0 +1,107 @@
+"""MaskRCNN end to end: output contract, mixed precision dtypes, XLA train step, and an overfit run."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import ellipse_image, tiny_config
+
+from mrcnn_tf import inference
+from mrcnn_tf.data.instances import make_example
+from mrcnn_tf.model import LOSS_NAMES, build_model
+from mrcnn_tf.training import compile_model, set_precision
+
+SIZE = 64
+ELLIPSES = [(18, 20, 11, 13), (44, 42, 9, 8)]  # (cy, cx, ry, rx): two separate tumours
+
+
+def ellipse_batch(config, ellipses=ELLIPSES):
+    image, masks = ellipse_image(config.image_size, ellipses)
+    example = make_example(image, masks, np.ones(len(masks), np.int32), config.image_size,
+                           config.max_instances, "synthetic")
+    batch = {key: example[key][None] for key in ("gt_boxes", "gt_classes", "gt_masks")}
+    batch["images"] = example["image"][None]
+    return image, masks, batch
+
+
+def mask_iou(a, b):
+    return np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1)
+
+
+@pytest.fixture
+def float32_policy():
+    yield
+    set_precision(False)
+
+
+def test_outputs_have_the_documented_shapes_and_dtypes(small_config):
+    model = build_model(small_config)
+    out = model(tf.zeros([2, SIZE, SIZE, 3], tf.uint8))
+    d, m = small_config.inference.max_detections, small_config.roi.mask_size
+    assert out["boxes"].shape == (2, d, 4) and out["boxes"].dtype == tf.float32
+    assert out["scores"].shape == (2, d) and out["classes"].dtype == tf.int32
+    assert out["mask_probs"].shape == (2, d, m, m)
+    assert out["masks"].shape == (2, d, SIZE, SIZE) and out["masks"].dtype == tf.uint8
+    assert out["num_detections"].shape == (2,)
+
+
+def test_no_detection_is_an_empty_result_not_an_error():
+    config = tiny_config(inference={"score_threshold": 1.0})  # no probability exceeds 1
+    model = build_model(config)
+    image = np.full((80, 48), 30, np.uint8)  # grey, not the network size
+    found = inference.detect(model, image)
+    assert found["boxes"].shape == (0, 4) and found["scores"].shape == (0,)
+    assert found["masks"].shape == (0, 80, 48)
+
+
+def test_mixed_float16_keeps_logits_deltas_masks_and_losses_float32(float32_policy):
+    config = tiny_config(train={"mixed_precision": True})
+    model = compile_model(config)
+    assert model.backbone.layers[2].compute_dtype == "float16"  # the policy really applies
+    _, _, batch = ellipse_batch(config)
+    features = model.extract_features(batch["images"])
+    logits, deltas = model.rpn_head(features)
+    assert features[0].dtype == tf.float16
+    assert logits.dtype == tf.float32 and deltas.dtype == tf.float32
+    class_logits, box_deltas = model.box_head(model.box_roi_align(features[:4], batch["gt_boxes"]))
+    mask_logits = model.mask_head(model.mask_roi_align(features[:4], batch["gt_boxes"]))
+    assert class_logits.dtype == box_deltas.dtype == mask_logits.dtype == tf.float32
+    losses = model.compute_losses(batch)
+    assert all(losses[name].dtype == tf.float32 for name in LOSS_NAMES + ("loss",))
+    out = model(batch["images"])
+    assert out["boxes"].dtype == out["scores"].dtype == out["mask_probs"].dtype == tf.float32
+    result = model.train_on_batch(batch, return_dict=True)  # loss scaling wraps the optimizer
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert np.isfinite(result["loss"])
+
+
+def test_train_step_compiles_with_xla(small_config):
+    config = small_config.replace(train={"jit_compile": True})
+    model = compile_model(config)
+    _, _, batch = ellipse_batch(config)
+    first = model.train_on_batch(batch, return_dict=True)
+    second = model.train_on_batch(batch, return_dict=True)
+    assert np.isfinite(first["loss"]) and np.isfinite(second["loss"])
+
+
+def test_overfits_two_ellipses_and_finds_both():
+    config = tiny_config(train={"learning_rate": 0.02})
+    image, masks, batch = ellipse_batch(config)
+    model = compile_model(config)
+    losses = []
+    for _ in range(120):
+        losses.append(model.train_on_batch(batch, return_dict=True)["loss"])
+        model.reset_metrics()
+    assert losses[-1] < 0.3 * losses[0], losses[::20]
+
+    found = inference.detect(model, image)
+    confident = found["scores"] >= 0.5
+    assert confident.sum() == 2, found["scores"]
+    for truth in masks:
+        assert max(mask_iou(truth, pred) for pred in found["masks"][confident]) > 0.5
+
+    # The same image at twice the size: boxes and masks come back in its own pixels.
+    big = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
+    found_big = inference.detect(model, big)
+    assert found_big["masks"].shape[1:] == (2 * SIZE, 2 * SIZE)
+    order, order_big = np.argsort(found["scores"])[::-1][:2], np.argsort(found_big["scores"])[::-1][:2]
+    np.testing.assert_allclose(found_big["boxes"][order_big], 2 * found["boxes"][order], atol=1.0)
