@@ -6,6 +6,8 @@ layers named ``*_gn`` when ``norm="group_norm"``; those start fresh while the co
 
 Shape letters: ``B`` batch, ``S`` input side.
 """
+import os
+
 import keras
 
 from mrcnn_tf.errors import ConfigError
@@ -79,20 +81,20 @@ def load_pretrained(backbone, weights, image_size):
     ``weights`` is ``"imagenet"`` (downloaded by Keras) or the path of a weights file of
     ``keras.applications.ResNet50(include_top=False)`` (``.h5`` or ``.weights.h5``).
     """
-    if weights != "imagenet":
-        import os
-
-        if not os.path.isfile(weights):
-            raise ConfigError(f"backbone weights file not found: {weights}")
+    if weights != "imagenet" and not os.path.isfile(weights):
+        raise ConfigError(f"backbone weights file not found: {weights}")
     try:
         reference = keras.applications.ResNet50(
             include_top=False, weights=weights, input_shape=(image_size, image_size, 3)
         )
-    except (ValueError, OSError) as error:
-        raise ConfigError(
-            f"cannot load ResNet50 weights from {weights!r}: {error}. Expected 'imagenet' or a weights file "
-            "saved from keras.applications.ResNet50(include_top=False)."
-        ) from error
+    except Exception as error:  # Keras raises a bare Exception when the download fails
+        hint = (
+            "'imagenet' needs internet access; offline, download resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+            " elsewhere and pass its path"
+            if weights == "imagenet"
+            else "expected a weights file saved from keras.applications.ResNet50(include_top=False)"
+        )
+        raise ConfigError(f"cannot load ResNet50 weights from {weights!r}: {error} ({hint})") from error
     copied = []
     for layer in backbone.layers:
         if not layer.weights:

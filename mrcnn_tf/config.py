@@ -24,6 +24,8 @@ records exactly the configuration it trained with.
 import dataclasses
 import json
 
+from mrcnn_tf.errors import ConfigError
+
 
 @dataclasses.dataclass(frozen=True)
 class BackboneConfig:
@@ -142,6 +144,13 @@ class Config:
     roi: RoIConfig = RoIConfig()
     inference: InferenceConfig = InferenceConfig()
     train: TrainConfig = TrainConfig()
+
+    def __post_init__(self):
+        stride = self.anchors.strides[-1]
+        if self.image_size <= 0 or self.image_size % stride:
+            raise ConfigError(f"image_size must be a positive multiple of {stride} (the P6 stride), got {self.image_size}")
+        if len(self.anchors.sizes) != len(self.anchors.strides):
+            raise ConfigError(f"anchors.sizes needs one size per level {self.anchors.strides}, got {self.anchors.sizes}")
 
     @property
     def num_classes(self):

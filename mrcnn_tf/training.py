@@ -57,9 +57,9 @@ def load_examples(config, data_root, max_slices=None, verbose=True):
 
 def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbose=1):
     """Train on the LGG slices under ``data_root``; write the run folder ``out_dir``. Returns the model."""
+    items, arrays = load_examples(config, data_root, max_slices, verbose=bool(verbose))
     os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
     config.to_json(os.path.join(out_dir, CONFIG_FILE))
-    items, arrays = load_examples(config, data_root, max_slices, verbose=bool(verbose))
     dataset = pipeline.make_dataset(arrays, config.train.batch_size, training=True, seed=config.train.seed)
     model = compile_model(config)
     callbacks = [
@@ -115,8 +115,8 @@ def write_predictions(model, items, arrays, out_dir, count):
         visualize.write_png(os.path.join(out_dir, name + ".png"), overlay)
         records.append({
             "image": items[index].image_path,
-            "boxes_yxyx": detections["boxes"].round(2).tolist(),
-            "scores": detections["scores"].round(4).tolist(),
+            "boxes_yxyx": [[round(float(v), 2) for v in box] for box in detections["boxes"]],
+            "scores": [round(float(v), 4) for v in detections["scores"]],
             "classes": detections["classes"].tolist(),
             "mask_pixels": detections["masks"].sum(axis=(1, 2)).tolist(),
         })

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from mrcnn_tf.config import Config
+from mrcnn_tf.errors import ConfigError
 
 
 def test_json_round_trip_keeps_every_value(tmp_path):
@@ -28,3 +29,9 @@ def test_unknown_keys_are_rejected(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="nms_threshold"):
         Config.from_json(path)
+
+
+@pytest.mark.parametrize("size", [0, 100, -64])
+def test_image_size_must_be_a_multiple_of_the_coarsest_stride(size):
+    with pytest.raises(ConfigError, match="multiple of 64"):
+        Config(image_size=size)

@@ -74,7 +74,8 @@ def make_example(image, instance_masks, classes, image_size, max_instances, sour
     out_classes = np.full((max_instances,), -1, np.int32)
     masks = np.zeros((max_instances,) + size, np.uint8)
     kept = 0
-    for mask, label in zip(instance_masks, classes):
+    by_size = np.argsort([-int(np.count_nonzero(m)) for m in instance_masks], kind="stable")
+    for mask, label in zip(instance_masks[by_size], np.asarray(classes)[by_size]):
         if mask.shape != size:
             mask = cv2.resize(mask.astype(np.uint8), size[::-1], interpolation=cv2.INTER_NEAREST)
         if not mask.any():

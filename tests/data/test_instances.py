@@ -204,8 +204,6 @@ def test_beyond_max_instances_the_largest_are_kept(caplog):
     assert "many.tif" in caplog.text
 
 
-@pytest.mark.xfail(strict=True, reason="bug: make_example keeps the first max_instances in input order, "
-                   "not the largest its docstring promises")
 def test_beyond_max_instances_the_smallest_are_dropped_whatever_the_input_order():
     # The docstring promises "beyond max_instances the smallest are dropped" and does not ask callers to sort
     # (lgg.load_slice happens to pass them largest first; other readers need not).
