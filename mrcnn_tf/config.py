@@ -151,6 +151,15 @@ class Config:
             raise ConfigError(f"image_size must be a positive multiple of {stride} (the P6 stride), got {self.image_size}")
         if len(self.anchors.sizes) != len(self.anchors.strides):
             raise ConfigError(f"anchors.sizes needs one size per level {self.anchors.strides}, got {self.anchors.sizes}")
+        candidates = self.rpn.train_post_nms_topk + self.max_instances
+        if self.roi.batch_size_per_image > candidates:
+            raise ConfigError(
+                f"roi.batch_size_per_image ({self.roi.batch_size_per_image}) exceeds the RoI candidates "
+                f"(rpn.train_post_nms_topk + max_instances = {candidates})"
+            )
+        anchors = sum((self.image_size // s) ** 2 for s in self.anchors.strides) * len(self.anchors.aspect_ratios)
+        if self.rpn.batch_size_per_image > anchors:
+            raise ConfigError(f"rpn.batch_size_per_image ({self.rpn.batch_size_per_image}) exceeds the {anchors} anchors")
 
     @property
     def num_classes(self):

@@ -35,3 +35,8 @@ def test_unknown_keys_are_rejected(tmp_path):
 def test_image_size_must_be_a_multiple_of_the_coarsest_stride(size):
     with pytest.raises(ConfigError, match="multiple of 64"):
         Config(image_size=size)
+
+
+def test_more_sampled_rois_than_candidates_is_a_config_error():
+    with pytest.raises(ConfigError, match="batch_size_per_image"):
+        Config().replace(roi={"batch_size_per_image": 300}, rpn={"train_post_nms_topk": 250})
