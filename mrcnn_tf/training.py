@@ -5,12 +5,14 @@ Run folder layout::
     RUN/config.json                  the configuration trained with (Config.to_json)
     RUN/checkpoints/epoch_NNN.weights.h5
     RUN/history.csv                  the losses of every epoch
+    RUN/steps.csv                    the losses and milliseconds of every step
     RUN/model.weights.h5             the final weights
     RUN/predictions/                 overlays and predictions.json for a few training slices
 """
 import functools
 import json
 import os
+import time
 
 import keras
 import numpy as np
@@ -22,6 +24,44 @@ from mrcnn_tf.model import build_model
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
+
+
+class StepLogger(keras.callbacks.Callback):
+    """Writes every step's own losses and wall time to a CSV file (``RUN/steps.csv``).
+
+    The model reports running means over the epoch (what the progress bar shows); the loss of step ``n`` is
+    recovered from two consecutive means: ``x_n = n m_n - (n - 1) m_{n-1}``.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.global_step = 0
+
+    def on_train_begin(self, logs=None):
+        self.file = open(self.path, "w")
+        self.names = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.previous, self.step_in_epoch = epoch + 1, {}, 0
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        self.step_in_epoch += 1
+        self.global_step += 1
+        n, means = self.step_in_epoch, {k: float(v) for k, v in (logs or {}).items()}
+        values = {k: n * m - (n - 1) * self.previous.get(k, 0.0) for k, m in means.items()}
+        if self.names is None:
+            self.names = sorted(values)
+            self.file.write(",".join(["step", "epoch", "ms"] + self.names) + "\n")
+        row = [str(self.global_step), str(self.epoch), f"{1000 * (now - self.start):.1f}"]
+        self.file.write(",".join(row + [f"{values[k]:.6g}" for k in self.names]) + "\n")
+        self.file.flush()
+        self.previous, self.start = means, now
+
+    def on_train_end(self, logs=None):
+        self.file.close()
 
 
 def set_precision(mixed_precision):
@@ -67,6 +107,7 @@ def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbos
             os.path.join(out_dir, "checkpoints", "epoch_{epoch:03d}.weights.h5"), save_weights_only=True
         ),
         keras.callbacks.CSVLogger(os.path.join(out_dir, "history.csv")),
+        StepLogger(os.path.join(out_dir, "steps.csv")),
         keras.callbacks.TerminateOnNaN(),
     ]
     model.fit(
