@@ -84,44 +84,50 @@ class MaskRCNN(keras.Model):
 
     def compute_losses(self, batch, training=True):
         """The five losses of one batch (dict of float32 scalars) and their sum under ``"loss"``."""
-        cfg_rpn, cfg_roi = self.config.rpn, self.config.roi
-        gt_boxes = tf.cast(batch["gt_boxes"], tf.float32)
-        gt_classes = tf.cast(batch["gt_classes"], tf.int32)
+        gt_boxes = tf.cast(batch["gt_boxes"], tf.float32)  # [B, G, 4]
+        gt_classes = tf.cast(batch["gt_classes"], tf.int32)  # [B, G]
         features = self.extract_features(batch["images"], training=training)
         rpn_logits, rpn_deltas = self.rpn_head(features)
-
-        labels, weights, positive, box_targets = targets.rpn_targets(
-            self.proposal_layer.anchors, gt_boxes, gt_classes, cfg_rpn.positive_iou, cfg_rpn.negative_iou,
-            cfg_rpn.batch_size_per_image, cfg_rpn.positive_fraction,
-        )
+        values = self._rpn_losses(rpn_logits, rpn_deltas, gt_boxes, gt_classes)
         proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=True)
+        cfg = self.config.roi
         rois = targets.sample_rois(
-            proposals, valid, gt_boxes, gt_classes, cfg_roi.batch_size_per_image, cfg_roi.positive_fraction,
-            cfg_roi.positive_iou, cfg_roi.negative_iou, cfg_roi.box_weights,
+            proposals, valid, gt_boxes, gt_classes, cfg.batch_size_per_image, cfg.positive_fraction,
+            cfg.positive_iou, cfg.negative_iou, cfg.box_weights,
         )
-        class_logits, box_deltas = self.box_head(self.box_roi_align(features[:ROI_LEVELS], rois["rois"]))
-
-        # Positives come first among the sampled RoIs (in random order), so the first ones suffice.
-        num_mask = min(cfg_roi.mask_rois_per_image, int(cfg_roi.batch_size_per_image * cfg_roi.positive_fraction))
-        mask_rois = rois["rois"][:, :num_mask]  # [B, R_pos, 4]
-        mask_logits = self.mask_head(self.mask_roi_align(features[:ROI_LEVELS], mask_rois))
-        mask_target = targets.mask_targets(batch["gt_masks"], mask_rois, rois["matched_gt"][:, :num_mask],
-                                           cfg_roi.mask_size)
-
-        values = {
-            "rpn_objectness": losses.rpn_objectness_loss(rpn_logits, labels, weights),
-            "rpn_box": losses.rpn_box_loss(rpn_deltas, box_targets, positive, weights, self._rpn_beta()),
-            "cls": losses.classification_loss(class_logits, rois["classes"], rois["valid"]),
-            "box": losses.box_regression_loss(box_deltas, rois["classes"], rois["box_targets"], rois["positive"],
-                                              rois["valid"], cfg_roi.smooth_l1_beta),
-            "mask": losses.mask_loss(mask_logits, rois["classes"][:, :num_mask], mask_target,
-                                     rois["positive"][:, :num_mask]),
-        }
+        values.update(self._box_losses(features, rois))
+        values["mask"] = self._mask_loss(features, rois, batch["gt_masks"])
         values["loss"] = tf.add_n([values[name] for name in LOSS_NAMES])
         return values
 
-    def _rpn_beta(self):
-        return 0.0 if self.config.rpn.box_loss == "l1" else self.config.rpn.smooth_l1_beta
+    def _rpn_losses(self, rpn_logits, rpn_deltas, gt_boxes, gt_classes):
+        cfg = self.config.rpn
+        labels, weights, positive, box_targets = targets.rpn_targets(
+            self.proposal_layer.anchors, gt_boxes, gt_classes, cfg.positive_iou, cfg.negative_iou,
+            cfg.batch_size_per_image, cfg.positive_fraction,
+        )  # [B, N] x 3, [B, N, 4]
+        beta = 0.0 if cfg.box_loss == "l1" else cfg.smooth_l1_beta
+        return {
+            "rpn_objectness": losses.rpn_objectness_loss(rpn_logits, labels, weights),
+            "rpn_box": losses.rpn_box_loss(rpn_deltas, box_targets, positive, weights, beta),
+        }
+
+    def _box_losses(self, features, rois):
+        class_logits, box_deltas = self.box_head(self.box_roi_align(features[:ROI_LEVELS], rois["rois"]))
+        return {
+            "cls": losses.classification_loss(class_logits, rois["classes"], rois["valid"]),
+            "box": losses.box_regression_loss(box_deltas, rois["classes"], rois["box_targets"], rois["positive"],
+                                              rois["valid"], self.config.roi.smooth_l1_beta),
+        }
+
+    def _mask_loss(self, features, rois, gt_masks):
+        cfg = self.config.roi
+        # Positives come first among the sampled RoIs (in random order), so the first ones suffice.
+        count = min(cfg.mask_rois_per_image, int(cfg.batch_size_per_image * cfg.positive_fraction))
+        mask_rois = rois["rois"][:, :count]  # [B, R_mask, 4]
+        mask_logits = self.mask_head(self.mask_roi_align(features[:ROI_LEVELS], mask_rois))  # [B, R_mask, M, M, K]
+        mask_target = targets.mask_targets(gt_masks, mask_rois, rois["matched_gt"][:, :count], cfg.mask_size)
+        return losses.mask_loss(mask_logits, rois["classes"][:, :count], mask_target, rois["positive"][:, :count])
 
     # Keras training hooks.
     def train_step(self, batch):
