@@ -8,6 +8,7 @@ Shape letters: ``B`` batch, ``N`` anchors, ``G`` ground-truth instances, ``P`` p
 """
 import numpy as np
 from conftest import ellipse_masks
+from reference import reference_roi_weights
 from mrcnn_tf.targets import mask_targets, rpn_targets, sample_rois
 
 RPN_POSITIVE_IOU, RPN_NEGATIVE_IOU = 0.7, 0.3
@@ -260,39 +261,10 @@ def test_mask_target_uses_matched_instance_in_each_image():
     np.testing.assert_array_equal(target[:, 3], 0.0)  # instance 0's box holds nothing of instance 1
 
 
-def _np_bilinear(image, y, x):
-    """torchvision's ``bilinear_interpolate``: 0 beyond one pixel outside, clamped at the border."""
-    height, width = image.shape
-    if y < -1.0 or y > height or x < -1.0 or x > width:
-        return 0.0
-    y, x = max(y, 0.0), max(x, 0.0)
-    y0, x0 = int(np.floor(y)), int(np.floor(x))
-    if y0 >= height - 1:
-        y0 = y1 = height - 1
-        y = float(y0)
-    else:
-        y1 = y0 + 1
-    if x0 >= width - 1:
-        x0 = x1 = width - 1
-        x = float(x0)
-    else:
-        x1 = x0 + 1
-    fy, fx = y - y0, x - x0
-    return ((1 - fy) * (1 - fx) * image[y0, x0] + (1 - fy) * fx * image[y0, x1]
-            + fy * (1 - fx) * image[y1, x0] + fy * fx * image[y1, x1])
-
-
 def _np_mask_target(mask, roi, size, ratio=2):
     """The RoI's ``[size, size]`` crop of ``mask``: aligned RoIAlign (2 x 2 samples a cell), before thresholding."""
-    y1, x1, y2, x2 = np.asarray(roi, np.float64) - 0.5
-    cell_h, cell_w = (y2 - y1) / size, (x2 - x1) / size
-    out = np.zeros((size, size))
-    for i in range(size):
-        for j in range(size):
-            samples = [_np_bilinear(mask, y1 + (i + (a + 0.5) / ratio) * cell_h, x1 + (j + (b + 0.5) / ratio) * cell_w)
-                       for a in range(ratio) for b in range(ratio)]
-            out[i, j] = np.mean(samples)
-    return out
+    weights = reference_roi_weights(roi, 1.0, mask.shape[0], mask.shape[1], size, ratio)  # [size, size, H, W]
+    return np.tensordot(weights, mask, axes=([2, 3], [0, 1]))
 
 
 def test_mask_target_matches_numpy_roi_align_on_an_ellipse():
