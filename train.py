@@ -32,6 +32,10 @@ def parse_args(argv):
     p.add_argument("--max-slices", type=int, default=None, help="use only the first N slices")
     p.add_argument("--predictions", type=int, default=8, help="slices to draw predictions for at the end")
     p.add_argument("--seed", type=int, default=defaults.train.seed)
+    p.add_argument("--no-val-report", action="store_true", help="skip the validation report at the end")
+    p.add_argument("--split-ratios", type=float, nargs=3, default=defaults.train.split_ratios,
+                   metavar=("TRAIN", "VAL", "TEST"), help="patient-level split (default 0.7 0.2 0.1)")
+    p.add_argument("--split-seed", type=int, default=defaults.train.split_seed)
     return p.parse_args(argv)
 
 
@@ -41,7 +45,7 @@ def config_from_args(args):
         train={
             "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size,
             "learning_rate": args.lr, "mixed_precision": args.mixed_precision, "jit_compile": args.jit_compile,
-            "seed": args.seed,
+            "seed": args.seed, "split_ratios": tuple(args.split_ratios), "split_seed": args.split_seed,
         },
     )
 
@@ -51,7 +55,8 @@ def main(argv=None):
     from mrcnn_tf import training
 
     try:
-        training.train(config_from_args(args), args.data, args.out, args.max_slices, args.predictions)
+        training.train(config_from_args(args), args.data, args.out, args.max_slices, args.predictions,
+                       validation_report=not args.no_val_report)
     except MrcnnError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -129,6 +129,8 @@ class TrainConfig:
     mixed_precision: bool = False
     jit_compile: bool = False
     seed: int = 0
+    split_ratios: tuple = (0.7, 0.2, 0.1)
+    split_seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,12 +3,24 @@
 Boxes come back in the pixels of the image given (``[y1, x1, y2, x2]``, see ``ops.boxes``) and masks are pasted
 at its full size.
 """
+import weakref
+
 import numpy as np
 import tensorflow as tf
 
 from mrcnn_tf.data.instances import to_rgb
 from mrcnn_tf.ops import boxes as box_ops
 from mrcnn_tf.ops import masks as mask_ops
+
+
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def compiled_forward(model):
+    """``model``'s inference as one cached ``tf.function`` (eager calls re-run every op from Python)."""
+    if model not in _COMPILED:
+        _COMPILED[model] = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+    return _COMPILED[model]
 
 
 def detect(model, image, source="image"):
@@ -26,7 +38,7 @@ def detect(model, image, source="image"):
     height, width = image.shape[:2]
     size = model.config.image_size
     resized = tf.image.resize(image[None].astype(np.float32), (size, size), antialias=False)
-    outputs = model(tf.cast(tf.round(resized), tf.uint8), training=False)
+    outputs = compiled_forward(model)(tf.cast(tf.round(resized), tf.uint8))
     count = int(outputs["num_detections"][0])
     boxes = box_ops.scale_boxes(outputs["boxes"][:, :count], height / size, width / size)  # [1, n, 4]
     probs = mask_ops.paste_masks(outputs["mask_probs"][:, :count], boxes, height, width)  # [1, n, H, W]

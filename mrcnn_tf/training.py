@@ -3,15 +3,18 @@
 Run folder layout::
 
     RUN/config.json                  the configuration trained with (Config.to_json)
+    RUN/splits.json                  the patient-level train / val / test split (training uses train only)
     RUN/checkpoints/epoch_NNN.weights.h5
     RUN/history.csv                  the losses of every epoch
     RUN/steps.csv                    the losses and milliseconds of every step
     RUN/model.weights.h5             the final weights
     RUN/predictions/                 overlays and predictions.json for a few training slices
+    RUN/val_report/                  the evaluation report of the validation split (as evaluate.py writes)
 """
 import functools
 import json
 import os
+import sys
 import time
 
 import keras
@@ -19,7 +22,7 @@ import numpy as np
 
 from mrcnn_tf import inference, visualize
 from mrcnn_tf.config import Config
-from mrcnn_tf.data import lgg, pipeline
+from mrcnn_tf.data import lgg, pipeline, splits
 from mrcnn_tf.model import build_model
 
 CONFIG_FILE = "config.json"
@@ -95,11 +98,15 @@ def load_examples(config, data_root, max_slices=None, verbose=True):
     return items, pipeline.decode_all(items, load, verbose=verbose)
 
 
-def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbose=1):
+def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbose=1, validation_report=True):
     """Train on the LGG slices under ``data_root``; write the run folder ``out_dir``. Returns the model."""
     items, arrays = load_examples(config, data_root, max_slices, verbose=bool(verbose))
     os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
     config.to_json(os.path.join(out_dir, CONFIG_FILE))
+    split_map = prepare_splits(out_dir, items, arrays, config.train)
+    all_items, position = items, {item: i for i, item in enumerate(items)}
+    items = splits.select(items, split_map, "train")
+    arrays = subset(arrays, [position[item] for item in items])
     dataset = pipeline.make_dataset(arrays, config.train.batch_size, training=True, seed=config.train.seed)
     model = compile_model(config)
     callbacks = [
@@ -121,7 +128,37 @@ def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbos
     model.save_weights(os.path.join(out_dir, WEIGHTS_FILE))
     if num_predictions:
         write_predictions(model, items, arrays, os.path.join(out_dir, "predictions"), num_predictions)
+    if validation_report:
+        write_validation_report(model, all_items, split_map, out_dir, verbose)
     return model
+
+
+def write_validation_report(model, items, split_map, out_dir, verbose=1):
+    """The evaluation report of the validation split in ``RUN/val_report`` (skipped when the split is empty)."""
+    from mrcnn_tf.evaluation import commands
+
+    if not split_map["val"]:
+        print("no patient in the validation split: no validation report", file=sys.stderr)
+        return None
+    source = {"model": out_dir, "split": "val"}
+    return commands.evaluate_items(model, splits.select(items, split_map, "val"),
+                                   os.path.join(out_dir, "val_report"), source=source, verbose=bool(verbose))
+
+
+def prepare_splits(out_dir, items, arrays, train_config):
+    """The run's ``splits.json``: read back when the run folder has one, made and written otherwise."""
+    path = os.path.join(out_dir, splits.SPLITS_FILE)
+    if os.path.isfile(path):
+        return splits.read_splits(path)
+    has_tumour = (arrays["gt_classes"] >= 0).any(axis=1).tolist()
+    split_map = splits.make_splits(items, has_tumour, train_config.split_ratios, train_config.split_seed)
+    splits.write_splits(split_map, path)
+    return split_map
+
+
+def subset(arrays, indices):
+    """The rows ``indices`` of every array of a decoded dataset."""
+    return {key: value[indices] for key, value in arrays.items()}
 
 
 def load_run(run_dir):

@@ -73,8 +73,9 @@ def read_image(path, flags):
     return image
 
 
-def load_slice(item, image_size, max_instances):
-    """Decode one :class:`Slice` into the example dict of ``data.instances``."""
+def read_slice(item):
+    """The image ``[H, W, 3]`` uint8 (RGB, in file channel order) and its instance masks ``[I, H, W]`` uint8 at
+    the file's own size, largest instance first."""
     image = read_image(item.image_path, cv2.IMREAD_UNCHANGED)
     if image.ndim == 3 and image.shape[2] >= 3:
         image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
@@ -84,6 +85,11 @@ def load_slice(item, image_size, max_instances):
         mask = mask.max(axis=2)
     if mask.shape != image.shape[:2]:
         raise DataError(f"{item.mask_path}: mask size {mask.shape} differs from its image's {image.shape[:2]}")
-    masks = instances.label_instances(mask)
+    return image, instances.label_instances(mask)
+
+
+def load_slice(item, image_size, max_instances):
+    """Decode one :class:`Slice` into the example dict of ``data.instances``, at the network size."""
+    image, masks = read_slice(item)
     classes = np.full((len(masks),), TUMOUR_CLASS, np.int32)
     return instances.make_example(image, masks, classes, image_size, max_instances, item.image_path)

@@ -1,0 +1,56 @@
+"""Evaluate a trained model, a COCO results file, or a confusion matrix.
+
+    python evaluate.py --model runs/lgg --data ../shared/data/lgg --split test --out reports/lgg_test
+    python evaluate.py --ground-truth GT.json --detections RESULTS.json --out reports/theirs
+    python evaluate.py --from-counts 15 1 2 7
+"""
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from mrcnn_tf.errors import MrcnnError  # noqa: E402
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--model", help="run folder written by train.py")
+    mode.add_argument("--ground-truth", help="COCO ground-truth json (with --detections)")
+    mode.add_argument("--from-counts", type=int, nargs=4, metavar=("TP", "FP", "FN", "TN"))
+    p.add_argument("--data", help="data folder (LGG layout), with --model")
+    p.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
+    p.add_argument("--detections", help="COCO results json, with --ground-truth")
+    p.add_argument("--out", help="report folder")
+    p.add_argument("--score-threshold", type=float, default=0.5, help="an image is positive at this score")
+    p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
+    args = p.parse_args(argv)
+    if args.model and not (args.data and args.out):
+        p.error("--model needs --data and --out")
+    if args.ground_truth and not (args.detections and args.out):
+        p.error("--ground-truth needs --detections and --out")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from mrcnn_tf.evaluation import commands
+
+    if args.from_counts:
+        print("\n".join(commands.counts_summary(*args.from_counts)))
+        return 0
+    try:
+        if args.model:
+            commands.evaluate_run(args.model, args.data, args.split, args.out, args.score_threshold, args.max_images)
+        else:
+            commands.evaluate_coco_files(args.ground_truth, args.detections, args.out, args.score_threshold)
+    except MrcnnError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"report written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The paper's image-level confusion matrix (Table 1 layout) and the figures of equations (1) and (2).
+
+TN only exists at the image level (a tumour-free image where nothing is predicted), so the matrix counts
+images, not instances: rows are the prediction, columns the truth.
+
+|                    | actual positive | actual negative |
+|--------------------|-----------------|-----------------|
+| predicted positive | TP              | FP              |
+| predicted negative | FN              | TN              |
+"""
+
+
+def image_level_counts(records, score_threshold):
+    """Count images into the four cells of Table 1.
+
+    An image is predicted positive when it has at least one detection scoring ``>= score_threshold``
+    (wherever it lies: the image-level matrix does not look at overlap), actually positive when
+    ``record.has_tumour`` (a non-crowd ground-truth instance).
+
+    Args:
+      records: list of ImageRecord.
+      score_threshold: float, inclusive.
+    Returns:
+      dict(tp=int, fp=int, fn=int, tn=int), summing to ``len(records)``.
+    """
+    counts = dict(tp=0, fp=0, fn=0, tn=0)
+    for record in records:
+        predicted = len(record.detections_above(score_threshold)) > 0
+        actual = record.has_tumour
+        key = ("tp" if actual else "fp") if predicted else ("fn" if actual else "tn")
+        counts[key] += 1
+    return counts
+
+
+def _ratio(numerator, denominator):
+    """``numerator / denominator`` as a float, None when the denominator is 0 (the figure is undefined)."""
+    return None if denominator == 0 else float(numerator / denominator)
+
+
+def metrics_from_counts(tp, fp, fn, tn):
+    """Precision (1), recall (2), F1, accuracy and specificity of a confusion matrix.
+
+    Args:
+      tp, fp, fn, tn: non-negative ints (Table 1's cells).
+    Returns:
+      dict(precision, recall, f1, accuracy, specificity), each a float or None when its denominator is 0.
+      F1 = 2PR / (P + R) is None when P or R is None, and 0.0 when P + R = 0.
+      Example: the paper's test split (15, 1, 2, 7) gives P 0.9375, R 0.8824, F1 0.9091.
+    Raises:
+      ValueError: a negative count.
+    """
+    counts = dict(tp=tp, fp=fp, fn=fn, tn=tn)
+    negative = {name: value for name, value in counts.items() if value < 0}
+    if negative:
+        raise ValueError(f"confusion counts must be >= 0, got {negative}")
+    precision = _ratio(tp, tp + fp)
+    recall = _ratio(tp, tp + fn)
+    if precision is None or recall is None:
+        f1 = None
+    else:
+        f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return dict(
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        accuracy=_ratio(tp + tn, tp + fp + fn + tn),
+        specificity=_ratio(tn, tn + fp),
+    )

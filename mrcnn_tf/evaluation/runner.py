@@ -1,0 +1,55 @@
+"""Run a model over dataset items and collect :class:`ImageRecord` s at each image's own size."""
+import keras
+import numpy as np
+
+from mrcnn_tf import inference
+from mrcnn_tf.data.instances import mask_to_box
+from mrcnn_tf.evaluation.records import ImageRecord
+
+
+def record_from_detections(image_id, item, masks, found):
+    """An :class:`ImageRecord` from instance masks ``[G, H, W]`` and ``inference.detect`` output."""
+    height, width = masks.shape[1:]
+    return ImageRecord(
+        image_id=image_id,
+        file_name=item.image_path,
+        patient=item.patient,
+        height=int(height),
+        width=int(width),
+        gt_boxes=np.array([mask_to_box(m) for m in masks], np.float32).reshape(-1, 4),
+        gt_masks=masks.astype(np.uint8),
+        gt_crowd=np.zeros(len(masks), bool),
+        det_boxes=found["boxes"].astype(np.float32),
+        det_scores=found["scores"].astype(np.float32),
+        det_masks=found["masks"],
+    )
+
+
+def predict_records(model, items, read_fn, keep_images=(), verbose=True):
+    """Detections and ground truth for every item.
+
+    Args:
+      model: a MaskRCNN. items: dataset items (``image_path``, ``patient``).
+      read_fn: ``item -> (image [H, W, 3] uint8, instance masks [G, H, W])`` at the file's own size.
+      keep_images: indices of the items whose images are returned too (for overlays).
+    Returns:
+      records (list of ImageRecord, ``image_id`` = position + 1) and a dict index -> image.
+    """
+    progress = keras.utils.Progbar(len(items), unit_name="image") if verbose else None
+    records, images = [], {}
+    for index, item in enumerate(items):
+        image, masks = read_fn(item)
+        found = inference.detect(model, image, item.image_path)
+        records.append(record_from_detections(index + 1, item, masks, found))
+        if index in keep_images:
+            images[index] = image
+        if progress is not None:
+            progress.update(index + 1)
+    return records, images
+
+
+def spread_indices(count, total):
+    """``count`` indices spread evenly over ``range(total)`` (all of them when ``total <= count``)."""
+    if total <= count:
+        return list(range(total))
+    return sorted(set(np.linspace(0, total - 1, count).round().astype(int).tolist()))

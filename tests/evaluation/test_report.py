@@ -1,0 +1,64 @@
+"""The report: the keys scripts rely on, the figures on a hand-made case, the files written."""
+import json
+
+import numpy as np
+import pytest
+
+from mrcnn_tf.evaluation import report
+from mrcnn_tf.evaluation.records import ImageRecord
+
+
+def _record(image_id, gt_boxes, det_boxes, scores, patient="P1", size=16):
+    """Rectangles as masks, so box and mask figures agree."""
+    def masks(boxes):
+        out = np.zeros((len(boxes), size, size), np.uint8)
+        for m, (y1, x1, y2, x2) in zip(out, boxes):
+            m[y1:y2, x1:x2] = 1
+        return out
+    return ImageRecord(image_id, f"img{image_id}.tif", patient, size, size,
+                       np.array(gt_boxes, np.float32).reshape(-1, 4), masks(gt_boxes), np.zeros(len(gt_boxes), bool),
+                       np.array(det_boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32), masks(det_boxes))
+
+
+@pytest.fixture
+def records():
+    return [
+        _record(1, [[2, 2, 8, 8]], [[2, 2, 8, 8]], [0.9]),  # TP image, perfect mask
+        _record(2, [[4, 4, 12, 12]], [], []),  # FN image
+        _record(3, [], [[0, 0, 4, 4]], [0.7], patient="P2"),  # FP image
+        _record(4, [], [[0, 0, 4, 4]], [0.2], patient="P2"),  # TN image: detection below the threshold
+    ]
+
+
+def test_report_has_every_documented_key_and_the_hand_computed_figures(records):
+    figures = report.build_report(records, score_threshold=0.5)
+    il = figures["image_level"]
+    assert (il["tp"], il["fp"], il["fn"], il["tn"]) == (1, 1, 1, 1)
+    assert il["precision"] == pytest.approx(0.5) and il["recall"] == pytest.approx(0.5)
+    assert il["accuracy"] == pytest.approx(0.5) and il["specificity"] == pytest.approx(0.5)
+    # Ranked detections: 0.9 TP, 0.7 FP, 0.2 FP with 2 ground truths -> recall 0.5 at precision 1 -> AP 0.5.
+    assert figures["ap"]["box_ap50"] == pytest.approx(0.5) and figures["ap"]["mask_ap50"] == pytest.approx(0.5)
+    assert figures["iou"]["instance_mean"] == pytest.approx(1.0)
+    assert figures["iou"]["image_mean"] == pytest.approx(0.5)  # 1.0 and 0.0 over the two tumour slices
+    assert figures["dice"]["per_slice_mean"] == pytest.approx(0.5)
+    assert figures["dice"]["empty_slices_correct"] == pytest.approx(0.5)
+    for kind in ("box", "mask"):
+        assert set(figures["coco"][kind]) == {"ap", "ap50", "ap75"}
+    assert set(figures["dice"]) == {"per_slice_mean", "per_patient_mean", "global", "empty_slices_correct"}
+    assert figures["n_images"] == 4 and figures["thresholds"] == {"score": 0.5, "iou": 0.5}
+
+
+def test_zero_ground_truth_gives_null_ap_with_a_reason():
+    figures = report.build_report([_record(1, [], [[0, 0, 4, 4]], [0.9])])
+    assert figures["ap"]["box_ap50"] is None and figures["ap"]["box_reason"]
+
+
+def test_write_report_writes_json_markdown_and_plots(records, tmp_path):
+    figures = report.build_report(records, workdir=str(tmp_path))
+    images = {0: np.zeros((16, 16, 3), np.uint8), 2: np.zeros((16, 16, 3), np.uint8)}
+    paths = report.write_report(figures, str(tmp_path), records, images)
+    assert json.loads(open(paths["json"]).read())["image_level"]["tp"] == 1
+    markdown = open(paths["markdown"]).read()
+    assert "| precision | 0.5000 | 0.937 |" in markdown and "TP 1" in markdown
+    for key in ("pr_curves", "confusion", "dice", "overlays"):
+        assert open(paths[key], "rb").read(8) == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,90 @@
+"""evaluate.py: the three modes, run in-process on tiny data the tests make."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+from conftest import ellipse_image, tiny_config
+
+import evaluate
+from mrcnn_tf.data import splits
+from mrcnn_tf.evaluation import coco
+from mrcnn_tf.evaluation.records import ImageRecord
+from mrcnn_tf.model import build_model
+from mrcnn_tf.training import CONFIG_FILE, WEIGHTS_FILE
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def test_from_counts_prints_the_papers_figures_without_tensorflow():
+    out = subprocess.run([sys.executable, "evaluate.py", "--from-counts", "15", "1", "2", "7"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    assert "precision: 0.9375" in out and "recall: 0.8824" in out and "f1: 0.9091" in out
+    out = subprocess.run([sys.executable, "evaluate.py", "--from-counts", "102", "13", "12", "50"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    assert "precision: 0.8870" in out and "recall: 0.8947" in out and "f1: 0.8908" in out
+
+
+def test_detections_mode_scores_a_coco_results_file(tmp_path):
+    masks = np.zeros((1, 32, 32), np.uint8)
+    masks[0, 8:20, 10:24] = 1
+    box = np.array([[8, 10, 20, 24]], np.float32)
+    record = ImageRecord(1, "a.png", None, 32, 32, box, masks, np.zeros(1, bool), box, np.array([0.9], np.float32),
+                         masks)
+    empty = ImageRecord(2, "b.png", None, 32, 32, np.zeros((0, 4), np.float32), np.zeros((0, 32, 32), np.uint8),
+                        np.zeros(0, bool), np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                        np.zeros((0, 32, 32), np.uint8))
+    gt_path, det_path = tmp_path / "gt.json", tmp_path / "det.json"
+    gt_path.write_text(json.dumps(coco.to_coco_ground_truth([record, empty])))
+    det_path.write_text(json.dumps(coco.to_coco_results([record, empty])))
+    out = tmp_path / "report"
+    assert evaluate.main(["--ground-truth", str(gt_path), "--detections", str(det_path), "--out", str(out)]) == 0
+    figures = json.loads((out / "report.json").read_text())
+    assert figures["ap"]["box_ap50"] == 1.0 and figures["ap"]["mask_ap50"] == 1.0
+    assert figures["coco"]["mask"]["ap"] == 1.0
+    assert figures["image_level"]["tp"] == 1 and figures["image_level"]["tn"] == 1
+    assert figures["dice"]["global"] == pytest.approx(1.0)
+
+
+def test_detections_mode_names_a_broken_file(tmp_path, capsys):
+    bad = tmp_path / "gt.json"
+    bad.write_text("{not json")
+    code = evaluate.main(["--ground-truth", str(bad), "--detections", str(bad), "--out", str(tmp_path / "r")])
+    assert code == 2 and str(bad) in capsys.readouterr().err
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    """A run folder (config, weights, splits) and an LGG-layout folder of 2 patients x 2 slices."""
+    data = tmp_path / "data"
+    for patient in ("TCGA_AA_0001_20000101", "TCGA_AA_0002_20000101"):
+        folder = data / patient
+        folder.mkdir(parents=True)
+        for i, ellipses in enumerate(([(30, 30, 10, 12)], [])):
+            image, masks = ellipse_image(96, ellipses, seed=i)
+            tifffile.imwrite(folder / f"{patient}_{i + 1}.tif", image)
+            tifffile.imwrite(folder / f"{patient}_{i + 1}_mask.tif", (masks.max(axis=0, initial=0) * 255).astype(np.uint8))
+    run = tmp_path / "run"
+    run.mkdir()
+    config = tiny_config()
+    config.to_json(run / CONFIG_FILE)
+    build_model(config).save_weights(str(run / WEIGHTS_FILE))
+    splits.write_splits({"ratios": [0.5, 0, 0.5], "seed": 0, "by": "patient", "train": ["TCGA_AA_0001"],
+                         "val": [], "test": ["TCGA_AA_0002"]}, run / splits.SPLITS_FILE)
+    return run, data
+
+
+def test_model_mode_evaluates_the_runs_test_split(tiny_run, tmp_path):
+    run, data = tiny_run
+    out = tmp_path / "report"
+    assert evaluate.main(["--model", str(run), "--data", str(data), "--split", "test", "--out", str(out)]) == 0
+    figures = json.loads((out / "report.json").read_text())
+    assert figures["n_images"] == 2 and figures["n_images_with_tumour"] == 1
+    assert figures["source"]["split"] == "test"
+    for name in ("report.md", "pr_curves.png", "confusion_matrix.png", "dice_histogram.png", "overlays.png"):
+        assert (out / name).is_file(), name
+    code = evaluate.main(["--model", str(run), "--data", str(data), "--split", "val", "--out", str(out)])
+    assert code == 2  # the val split is empty: a clear error, not an empty report
