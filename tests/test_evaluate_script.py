@@ -43,8 +43,8 @@ def test_detections_mode_scores_a_coco_results_file(tmp_path):
     out = tmp_path / "report"
     assert evaluate.main(["--ground-truth", str(gt_path), "--detections", str(det_path), "--out", str(out)]) == 0
     figures = json.loads((out / "report.json").read_text())
-    assert figures["ap"]["box_ap50"] == 1.0 and figures["ap"]["mask_ap50"] == 1.0
-    assert figures["coco"]["mask"]["ap"] == 1.0
+    assert figures["ap"]["box_ap50"] == pytest.approx(1.0) and figures["ap"]["mask_ap50"] == pytest.approx(1.0)
+    assert figures["coco"]["mask"]["ap"] == pytest.approx(1.0)
     assert figures["image_level"]["tp"] == 1 and figures["image_level"]["tn"] == 1
     assert figures["dice"]["global"] == pytest.approx(1.0)
 
