@@ -19,7 +19,8 @@ def parse_args(argv):
     mode.add_argument("--model", help="run folder written by train.py")
     mode.add_argument("--ground-truth", help="COCO ground-truth json (with --detections)")
     mode.add_argument("--from-counts", type=int, nargs=4, metavar=("TP", "FP", "FN", "TN"))
-    p.add_argument("--data", help="data folder (LGG layout), with --model")
+    p.add_argument("--data", help="dataset (any format train.py reads), with --model")
+    p.add_argument("--format", default="auto", choices=("auto", "lgg", "coco", "folder"))
     p.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
     p.add_argument("--detections", help="COCO results json, with --ground-truth")
     p.add_argument("--out", help="report folder")
@@ -42,7 +43,8 @@ def main(argv=None):
         return 0
     try:
         if args.model:
-            commands.evaluate_run(args.model, args.data, args.split, args.out, args.score_threshold, args.max_images)
+            commands.evaluate_run(args.model, args.data, args.split, args.out, args.score_threshold, args.max_images,
+                                  args.format)
         else:
             commands.evaluate_coco_files(args.ground_truth, args.detections, args.out, args.score_threshold)
     except MrcnnError as error:

@@ -1,4 +1,4 @@
-"""Train Mask R-CNN on a folder of MRI slices in the LGG/Kaggle layout.
+"""Train Mask R-CNN on MRI slices with tumour masks (LGG/Kaggle folders, a COCO file, or images/ + masks/).
 
     python train.py --data ../shared/data/lgg --out runs/lgg            # the paper's defaults
     python train.py --data datasets/sample --out runs/demo --epochs 2 --steps-per-epoch 25
@@ -16,7 +16,12 @@ from mrcnn_tf.errors import MrcnnError  # noqa: E402
 def parse_args(argv):
     defaults = Config()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="folder of patient folders holding X.tif + X_mask.tif")
+    p.add_argument("--data", required=True,
+                   help="LGG layout (patient folders of X.tif + X_mask.tif), a COCO json (or a folder holding one "
+                        "with its images), or a folder with images/ + masks/")
+    p.add_argument("--format", default="auto", choices=("auto", "lgg", "coco", "folder"),
+                   help="force a reader instead of guessing from what --data holds")
+    p.add_argument("--skip-bad", action="store_true", help="log and skip unreadable or inconsistent files")
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--epochs", type=int, default=defaults.train.epochs)
     p.add_argument("--steps-per-epoch", type=int, default=defaults.train.steps_per_epoch)
@@ -56,7 +61,7 @@ def main(argv=None):
 
     try:
         training.train(config_from_args(args), args.data, args.out, args.max_slices, args.predictions,
-                       validation_report=not args.no_val_report)
+                       validation_report=not args.no_val_report, data_format=args.format, skip_bad=args.skip_bad)
     except MrcnnError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

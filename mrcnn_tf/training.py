@@ -22,7 +22,7 @@ import numpy as np
 
 from mrcnn_tf import inference, visualize
 from mrcnn_tf.config import Config
-from mrcnn_tf.data import lgg, pipeline, splits
+from mrcnn_tf.data import pipeline, readers, splits
 from mrcnn_tf.model import build_model
 
 CONFIG_FILE = "config.json"
@@ -91,16 +91,23 @@ def compile_model(config):
     return model
 
 
-def load_examples(config, data_root, max_slices=None, verbose=True):
-    """The LGG slices under ``data_root`` (the first ``max_slices`` if given) and their decoded arrays."""
-    items = lgg.list_slices(data_root)[:max_slices]
-    load = functools.partial(lgg.load_slice, image_size=config.image_size, max_instances=config.max_instances)
-    return items, pipeline.decode_all(items, load, verbose=verbose)
+def load_examples(config, reader, max_slices=None, verbose=True, skip_bad=False):
+    """The items of ``reader`` (the first ``max_slices`` if given) that decode, and their decoded arrays."""
+    items = reader.items[:max_slices]
+    load = functools.partial(readers.load_example, reader, image_size=config.image_size,
+                             max_instances=config.max_instances)
+    return pipeline.decode_all(items, load, verbose=verbose, skip_bad=skip_bad)
 
 
-def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbose=1, validation_report=True):
-    """Train on the LGG slices under ``data_root``; write the run folder ``out_dir``. Returns the model."""
-    items, arrays = load_examples(config, data_root, max_slices, verbose=bool(verbose))
+def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbose=1, validation_report=True,
+          data_format="auto", skip_bad=False):
+    """Train on the dataset at ``data_root`` (any ``data.readers`` format); write the run folder ``out_dir``.
+
+    The config's ``class_names`` are replaced by the dataset's. Returns the model.
+    """
+    reader = readers.open_dataset(data_root, data_format)
+    config = config.replace(class_names=tuple(reader.class_names))
+    items, arrays = load_examples(config, reader, max_slices, verbose=bool(verbose), skip_bad=skip_bad)
     os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
     config.to_json(os.path.join(out_dir, CONFIG_FILE))
     split_map = prepare_splits(out_dir, items, arrays, config.train)
@@ -129,11 +136,11 @@ def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbos
     if num_predictions:
         write_predictions(model, items, arrays, os.path.join(out_dir, "predictions"), num_predictions)
     if validation_report:
-        write_validation_report(model, all_items, split_map, out_dir, verbose)
+        write_validation_report(model, reader, all_items, split_map, out_dir, verbose)
     return model
 
 
-def write_validation_report(model, items, split_map, out_dir, verbose=1):
+def write_validation_report(model, reader, items, split_map, out_dir, verbose=1):
     """The evaluation report of the validation split in ``RUN/val_report`` (skipped when the split is empty)."""
     from mrcnn_tf.evaluation import commands
 
@@ -141,7 +148,7 @@ def write_validation_report(model, items, split_map, out_dir, verbose=1):
         print("no patient in the validation split: no validation report", file=sys.stderr)
         return None
     source = {"model": out_dir, "split": "val"}
-    return commands.evaluate_items(model, splits.select(items, split_map, "val"),
+    return commands.evaluate_items(model, reader, splits.select(items, split_map, "val"),
                                    os.path.join(out_dir, "val_report"), source=source, verbose=bool(verbose))
 
 

@@ -4,25 +4,22 @@
 name up to the date (``TCGA_CS_4942_19970222`` -> ``TCGA_CS_4942``). Each 8-connected region of a mask is one
 tumour instance; a slice with an empty mask is a tumour-free image.
 """
-import dataclasses
+import csv
 import os
 
 import cv2
 import numpy as np
 
 from mrcnn_tf.data import instances
+from mrcnn_tf.data.readers import Item
 from mrcnn_tf.errors import DataError
 
 TUMOUR_CLASS = 1
+SLICES_CSV = "slices.csv"
 
 
-@dataclasses.dataclass(frozen=True)
-class Slice:
-    """One image file, its mask file and the patient it belongs to."""
-
-    image_path: str
-    mask_path: str
-    patient: str
+# An LGG item: image file, mask file, patient id.
+Slice = Item
 
 
 def patient_id(folder_name):
@@ -40,12 +37,16 @@ def _slice_order(name):
 
 
 def list_slices(root):
-    """Every ``(image, mask)`` pair under ``root``, sorted by patient folder and slice number.
+    """Every ``(image, mask)`` pair under ``root``: from ``slices.csv`` when present (its row order), else by
+    scanning the patient folders (sorted by folder and slice number). The Kaggle download's ``README.md`` and
+    ``data.csv`` are ignored.
 
     Raises DataError naming the file when an image has no mask, and when ``root`` holds no slice at all.
     """
     if not os.path.isdir(root):
         raise DataError(f"{root}: data folder not found")
+    if os.path.isfile(os.path.join(root, SLICES_CSV)):
+        return _slices_from_csv(root)
     slices = []
     for folder in sorted(os.listdir(root)):
         path = os.path.join(root, folder)
@@ -60,6 +61,20 @@ def list_slices(root):
             slices.append(Slice(image_path, mask_path, patient_id(folder)))
     if not slices:
         raise DataError(f"{root}: no '<name>.tif' + '<name>_mask.tif' pairs found in its patient folders")
+    return slices
+
+
+def _slices_from_csv(root):
+    path = os.path.join(root, SLICES_CSV)
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"image", "mask"} <= set(rows[0]):
+        raise DataError(f"{path}: expected a header with 'image' and 'mask' columns and at least one row")
+    slices = []
+    for row in rows:
+        image_path, mask_path = os.path.join(root, row["image"]), os.path.join(root, row["mask"])
+        folder = os.path.basename(os.path.dirname(image_path))
+        slices.append(Slice(image_path, mask_path, patient_id(folder)))
     return slices
 
 

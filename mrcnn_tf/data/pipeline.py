@@ -5,26 +5,57 @@ and the decoded arrays are reused every epoch. Batches are dicts of ``images`` `
 ``gt_boxes`` ``[B, G, 4]`` float32, ``gt_classes`` ``[B, G]`` int32 (-1 = padding), ``gt_masks`` ``[B, G, S, S]``
 uint8.
 """
+import concurrent.futures
+import logging
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from mrcnn_tf.errors import DataError
 
+log = logging.getLogger(__name__)
 KEYS = {"image": "images", "gt_boxes": "gt_boxes", "gt_classes": "gt_classes", "gt_masks": "gt_masks"}
 
 
-def decode_all(items, load_fn, verbose=True):
-    """Decode every item with ``load_fn(item) -> example dict``; returns a dict of stacked arrays."""
+def decode_all(items, load_fn, verbose=True, skip_bad=False, workers=None):
+    """Decode every item with ``load_fn(item) -> example dict``, in parallel threads (OpenCV releases the GIL).
+
+    A bad file raises its DataError; with ``skip_bad`` it is logged and left out, and the count is reported.
+    Returns the items kept and a dict of their stacked arrays.
+    """
     if not items:
         raise DataError("the dataset is empty: no image to train or evaluate on")
     progress = keras.utils.Progbar(len(items), unit_name="slice") if verbose else None
-    examples = []
-    for i, item in enumerate(items):
-        examples.append(load_fn(item))
-        if progress is not None and (i + 1) % 50 == 0 or i + 1 == len(items):
-            progress and progress.update(i + 1)
-    return {KEYS[key]: np.stack([e[key] for e in examples]) for key in KEYS}
+    kept, examples, bad = [], [], 0
+    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
+        for done, (item, result) in enumerate(zip(items, pool.map(_guarded(load_fn), items)), start=1):
+            if isinstance(result, DataError):
+                if not skip_bad:
+                    raise result
+                bad += 1
+                log.warning("skipped: %s", result)
+            else:
+                kept.append(item)
+                examples.append(result)
+            if progress is not None and (done % 50 == 0 or done == len(items)):
+                progress.update(done)
+    if bad:
+        log.warning("skipped %d bad file(s) of %d", bad, len(items))
+    if not examples:
+        raise DataError(f"no readable image among the {len(items)} items")
+    return kept, {KEYS[key]: np.stack([e[key] for e in examples]) for key in KEYS}
+
+
+def _guarded(load_fn):
+    def load(item):
+        try:
+            return load_fn(item)
+        except DataError as error:
+            return error
+
+    return load
 
 
 def make_dataset(arrays, batch_size, training, seed=0):

@@ -1,29 +1,30 @@
 """What ``evaluate.py`` does in each of its modes; also used by training for its validation report."""
 import os
 
-from mrcnn_tf.data import lgg, splits
+from mrcnn_tf.data import readers, splits
 from mrcnn_tf.errors import DataError
 from mrcnn_tf.evaluation import coco, confusion, report
 
 OVERLAY_TILES = 16
 
 
-def evaluate_items(model, items, out_dir, score_threshold=0.5, source=None, verbose=True):
-    """Run ``model`` on LGG ``items``, write the report into ``out_dir``; returns the report dict."""
+def evaluate_items(model, reader, items, out_dir, score_threshold=0.5, source=None, verbose=True):
+    """Run ``model`` on ``items`` of ``reader``, write the report into ``out_dir``; returns the report dict."""
     from mrcnn_tf.evaluation import runner  # imports TensorFlow: not needed by the other modes
 
     keep = runner.spread_indices(OVERLAY_TILES, len(items))
-    records, images = runner.predict_records(model, items, lgg.read_slice, keep_images=keep, verbose=verbose)
+    records, images = runner.predict_records(model, items, reader, keep_images=keep, verbose=verbose)
     figures = report.build_report(records, score_threshold, source=source, workdir=out_dir)
     report.write_report(figures, out_dir, records, images)
     return figures
 
 
-def evaluate_run(run_dir, data_root, split, out_dir, score_threshold=0.5, max_images=None):
+def evaluate_run(run_dir, data_root, split, out_dir, score_threshold=0.5, max_images=None, data_format="auto"):
     """``evaluate.py --model RUN --data PATH --split NAME``: the run's model on one split of the data."""
     from mrcnn_tf.training import load_run  # TensorFlow only for this mode
 
-    items = lgg.list_slices(data_root)
+    reader = readers.open_dataset(data_root, data_format)
+    items = reader.items
     if split != "all":
         path = os.path.join(run_dir, splits.SPLITS_FILE)
         if not os.path.isfile(path):
@@ -31,7 +32,7 @@ def evaluate_run(run_dir, data_root, split, out_dir, score_threshold=0.5, max_im
         items = splits.select(items, splits.read_splits(path), split)
     items = items[:max_images]
     source = {"model": run_dir, "data": data_root, "split": split}
-    return evaluate_items(load_run(run_dir), items, out_dir, score_threshold, source)
+    return evaluate_items(load_run(run_dir), reader, items, out_dir, score_threshold, source)
 
 
 def evaluate_coco_files(ground_truth, detections, out_dir, score_threshold=0.5):

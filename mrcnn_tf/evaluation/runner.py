@@ -25,12 +25,12 @@ def record_from_detections(image_id, item, masks, found):
     )
 
 
-def predict_records(model, items, read_fn, keep_images=(), verbose=True):
+def predict_records(model, items, reader, keep_images=(), verbose=True):
     """Detections and ground truth for every item.
 
     Args:
       model: a MaskRCNN. items: dataset items (``image_path``, ``patient``).
-      read_fn: ``item -> (image [H, W, 3] uint8, instance masks [G, H, W])`` at the file's own size.
+      reader: a ``data.readers`` reader of the items (images and masks at the file's own size).
       keep_images: indices of the items whose images are returned too (for overlays).
     Returns:
       records (list of ImageRecord, ``image_id`` = position + 1) and a dict index -> image.
@@ -38,7 +38,7 @@ def predict_records(model, items, read_fn, keep_images=(), verbose=True):
     progress = keras.utils.Progbar(len(items), unit_name="image") if verbose else None
     records, images = [], {}
     for index, item in enumerate(items):
-        image, masks = read_fn(item)
+        image, masks, _ = reader.read(item)
         found = inference.detect(model, image, item.image_path)
         records.append(record_from_detections(index + 1, item, masks, found))
         if index in keep_images:

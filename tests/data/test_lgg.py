@@ -54,7 +54,7 @@ def test_list_slices_sorts_numerically_across_patient_folders(tmp_path):
     for folder in ("TCGA_BB_0002_20010101", "TCGA_AA_0001_20000101"):
         for number in (10, 2, 1):
             _write_slice(tmp_path, folder, number)
-    (tmp_path / "slices.csv").write_text("not a folder\n")
+    (tmp_path / "data.csv").write_text("not a folder\n")  # the Kaggle download's table: ignored
     (tmp_path / "TCGA_ZZ_9999_20000101.tif").write_bytes(b"a stray file at the top level")
     slices = lgg.list_slices(str(tmp_path))
     names = [os.path.basename(s.image_path) for s in slices]
@@ -194,3 +194,24 @@ def test_real_lgg_data():
         image_size=256, max_instances=8,
     )
     assert (example["gt_classes"] == lgg.TUMOUR_CLASS).sum() == int(multi_row["instances"])
+
+
+def test_slices_csv_gives_the_items_in_its_order(tmp_path):
+    for number in (1, 2):
+        _write_slice(tmp_path, "TCGA_AA_0001_20000101", number)
+    rows = ["patient,image,mask,tumor,instances"] + [
+        f"TCGA_AA_0001_20000101,TCGA_AA_0001_20000101/TCGA_AA_0001_20000101_{n}.tif,"
+        f"TCGA_AA_0001_20000101/TCGA_AA_0001_20000101_{n}_mask.tif,0,0" for n in (2, 1)
+    ]
+    (tmp_path / "slices.csv").write_text("\n".join(rows) + "\n")
+    slices = lgg.list_slices(str(tmp_path))
+    assert [os.path.basename(s.image_path) for s in slices] == ["TCGA_AA_0001_20000101_2.tif",
+                                                                "TCGA_AA_0001_20000101_1.tif"]
+    assert {s.patient for s in slices} == {"TCGA_AA_0001"}
+
+
+def test_malformed_slices_csv_is_named(tmp_path):
+    _write_slice(tmp_path, "TCGA_AA_0001_20000101", 1)
+    (tmp_path / "slices.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="slices.csv"):
+        lgg.list_slices(str(tmp_path))

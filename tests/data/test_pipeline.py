@@ -25,7 +25,7 @@ def _load(index):
 
 
 def _arrays(count):
-    return pipeline.decode_all(list(range(count)), _load, verbose=False)
+    return pipeline.decode_all(list(range(count)), _load, verbose=False)[1]
 
 
 def _ids(batch):
@@ -50,7 +50,7 @@ def test_decode_all_stacks_every_example_in_order():
 
 
 def test_decode_all_with_a_progress_bar(capsys):
-    arrays = pipeline.decode_all(list(range(3)), _load, verbose=True)
+    _, arrays = pipeline.decode_all(list(range(3)), _load, verbose=True)
     assert arrays["images"].shape == (3, S, S, 3)
     assert "3/3" in capsys.readouterr().out
 
@@ -116,3 +116,16 @@ def test_evaluation_dataset_yields_every_example_once_in_order():
     assert [i for b in batches for i in _ids(b)] == [0, 1, 2, 3, 4]
     assert batches[-1]["gt_masks"].shape.as_list() == [1, G, S, S]
     assert list(dataset.as_numpy_iterator())[0]["images"].shape == (2, S, S, 3)  # and it can be iterated again
+
+
+def test_skip_bad_leaves_bad_items_out_and_says_so(caplog):
+    def load(index):
+        if index in (1, 3):
+            raise DataError(f"file{index}.tif: corrupt")
+        return _load(index)
+
+    kept, arrays = pipeline.decode_all([0, 1, 2, 3, 4], load, verbose=False, skip_bad=True)
+    assert kept == [0, 2, 4] and len(arrays["images"]) == 3
+    assert "file1.tif" in caplog.text and "skipped 2 bad file(s) of 5" in caplog.text
+    with pytest.raises(DataError, match="no readable image"):
+        pipeline.decode_all([1, 3], load, verbose=False, skip_bad=True)
