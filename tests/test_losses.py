@@ -41,11 +41,12 @@ def test_smooth_l1_by_hand():
 def test_rpn_objectness_loss_is_bce_over_sampled_anchors():
     logits = _f32([[2.0, -1.0, 0.5, 3.0], [-2.0, 0.0, 1.0, 4.0]])
     labels = _f32([[1, 0, 1, 0], [0, 1, 1, 1]])
-    weights = _f32([[1, 1, 0, 1], [0, 1, 0, 0]])  # 4 sampled anchors
-    # Sampled terms: log(1 + e^-2) = 0.1269, log(1 + e^-1) = 0.3133, log(1 + e^3) = 3.0486, log 2 = 0.6931;
-    # sum 4.1819 / 4 = 1.0455.
-    expected = (_np_bce(logits, labels) * weights).sum() / weights.sum()
-    np.testing.assert_allclose(expected, 1.0455, atol=1e-4)
+    weights = _f32([[1, 1, 0, 1], [0, 1, 0, 0]])  # 3 sampled anchors in image 0, 1 in image 1
+    # Image 0: log(1 + e^-2) = 0.1269, log(1 + e^-1) = 0.3133, log(1 + e^3) = 3.0486 -> 3.4888 / 3 = 1.1629;
+    # image 1: log 2 = 0.6931. Per-image normalisation, then the batch mean: (1.1629 + 0.6931) / 2 = 0.9280.
+    per_image = (_np_bce(logits, labels) * weights).sum(axis=1) / weights.sum(axis=1)
+    expected = per_image.mean()
+    np.testing.assert_allclose(expected, 0.9280, atol=1e-4)
     loss = losses.rpn_objectness_loss(logits, labels, weights)
     assert loss.shape == () and loss.dtype == tf.float32
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-6)
@@ -114,7 +115,8 @@ def test_mask_loss_selects_the_gt_class_channel():
     ]
     loss = losses.mask_loss(mask_logits, classes, targets, positive)
     assert loss.dtype == tf.float32
-    np.testing.assert_allclose(loss.numpy(), np.mean(per_roi), rtol=1e-5)
+    # Per image (2 positives in image 0, 1 in image 1), then the batch mean.
+    np.testing.assert_allclose(loss.numpy(), (np.mean(per_roi[:2]) + per_roi[2]) / 2, rtol=1e-5)
     # The other channels do not count: scrambling them leaves the loss unchanged.
     scrambled = mask_logits.copy()
     scrambled[0, 0, ..., [0, 2]] = 50.0

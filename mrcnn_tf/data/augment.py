@@ -83,7 +83,7 @@ def rotation_scale_transform(angle_deg, scale, height, width):
     """
     angle = tf.cast(angle_deg, tf.float32) * (math.pi / 180.0)
     scale = tf.cast(scale, tf.float32)
-    cy = tf.cast(height, tf.float32) / 2.0
+    cy = (tf.cast(height, tf.float32) - 1.0) / 2.0
     cx = (tf.cast(width, tf.float32) - 1.0) / 2.0
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
     # input_x = a0 x + a1 y + a2, input_y = b0 x + b1 y + b2; a2, b2 keep the centre fixed.
