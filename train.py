@@ -38,6 +38,16 @@ def parse_args(argv):
     p.add_argument("--predictions", type=int, default=8, help="slices to draw predictions for at the end")
     p.add_argument("--seed", type=int, default=defaults.train.seed)
     p.add_argument("--no-val-report", action="store_true", help="skip the validation report at the end")
+    p.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default=defaults.train.lr_schedule)
+    p.add_argument("--warmup-steps", type=int, default=defaults.train.warmup_steps)
+    p.add_argument("--checkpoint-every", type=int, default=defaults.train.checkpoint_every,
+                   help="steps between resumable checkpoints (also at every epoch end)")
+    p.add_argument("--val-every", type=int, default=defaults.train.val_every,
+                   help="epochs between validation AP figures (0: never)")
+    p.add_argument("--val-max-images", type=int, default=defaults.train.val_max_images)
+    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default=defaults.train.strategy,
+                   help="tf.distribute: mirrored = all local GPUs; multiworker = several machines (TF_CONFIG)")
     p.add_argument("--split-ratios", type=float, nargs=3, default=defaults.train.split_ratios,
                    metavar=("TRAIN", "VAL", "TEST"), help="patient-level split (default 0.7 0.2 0.1)")
     p.add_argument("--split-seed", type=int, default=defaults.train.split_seed)
@@ -51,6 +61,9 @@ def config_from_args(args):
             "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size,
             "learning_rate": args.lr, "mixed_precision": args.mixed_precision, "jit_compile": args.jit_compile,
             "seed": args.seed, "split_ratios": tuple(args.split_ratios), "split_seed": args.split_seed,
+            "augment": not args.no_augment, "lr_schedule": args.lr_schedule, "warmup_steps": args.warmup_steps,
+            "checkpoint_every": args.checkpoint_every, "val_every": args.val_every,
+            "val_max_images": args.val_max_images, "strategy": args.strategy,
         },
     )
 
@@ -65,7 +78,7 @@ def main(argv=None):
     except MrcnnError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"run written to {args.out}")
+    print(f"run written to {args.out} (run the same command again to resume it if it is stopped)")
     return 0
 
 

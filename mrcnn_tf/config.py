@@ -131,6 +131,13 @@ class TrainConfig:
     seed: int = 0
     split_ratios: tuple = (0.7, 0.2, 0.1)
     split_seed: int = 0
+    lr_schedule: str = "constant"  # "constant" (the paper) or "cosine" (decays to 0 at the last step)
+    warmup_steps: int = 100  # linear warm-up from 0: from-scratch training diverges without it
+    checkpoint_every: int = 50  # steps between resumable checkpoints (and at every epoch end)
+    val_every: int = 1  # epochs between validation AP figures (0 = never)
+    val_max_images: int = 64  # validation slices scored for AP each time (spread over the split)
+    augment: bool = True
+    strategy: str = "default"  # "default" (one device), "mirrored" (all local GPUs), "multiworker"
 
 
 @dataclasses.dataclass(frozen=True)

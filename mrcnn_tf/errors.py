@@ -11,3 +11,7 @@ class ConfigError(MrcnnError, ValueError):
 
 class DataError(MrcnnError, ValueError):
     """A data file that is missing, unreadable or inconsistent; the message names the file."""
+
+
+class TrainingDiverged(MrcnnError, RuntimeError):
+    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""

@@ -4,9 +4,11 @@ Run folder layout::
 
     RUN/config.json                  the configuration trained with (Config.to_json)
     RUN/splits.json                  the patient-level train / val / test split (training uses train only)
-    RUN/checkpoints/epoch_NNN.weights.h5
-    RUN/history.csv                  the losses of every epoch
-    RUN/steps.csv                    the losses and milliseconds of every step
+    RUN/state/                       resumable checkpoints (model, optimizer, step); see ``callbacks``
+    RUN/history.csv                  the losses and validation figures of every epoch
+    RUN/steps.csv                    the losses, learning rate and milliseconds of every step
+    RUN/tensorboard/                 TensorBoard logs: losses, learning rate, validation figures and overlays
+    RUN/best.weights.h5, best.json   the weights with the best validation mask AP50 so far
     RUN/model.weights.h5             the final weights
     RUN/predictions/                 overlays and predictions.json for a few training slices
     RUN/val_report/                  the evaluation report of the validation split (as evaluate.py writes)
@@ -15,56 +17,21 @@ import functools
 import json
 import os
 import sys
-import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from mrcnn_tf import inference, visualize
+from mrcnn_tf import callbacks, inference, visualize
 from mrcnn_tf.config import Config
 from mrcnn_tf.data import pipeline, readers, splits
+from mrcnn_tf.errors import ConfigError, TrainingDiverged
 from mrcnn_tf.model import build_model
+from mrcnn_tf.schedules import WarmupSchedule
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
-
-
-class StepLogger(keras.callbacks.Callback):
-    """Writes every step's own losses and wall time to a CSV file (``RUN/steps.csv``).
-
-    The model reports running means over the epoch (what the progress bar shows); the loss of step ``n`` is
-    recovered from two consecutive means: ``x_n = n m_n - (n - 1) m_{n-1}``.
-    """
-
-    def __init__(self, path):
-        super().__init__()
-        self.path = path
-        self.global_step = 0
-
-    def on_train_begin(self, logs=None):
-        self.file = open(self.path, "w")
-        self.names = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.previous, self.step_in_epoch = epoch + 1, {}, 0
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        now = time.perf_counter()
-        self.step_in_epoch += 1
-        self.global_step += 1
-        n, means = self.step_in_epoch, {k: float(v) for k, v in (logs or {}).items()}
-        values = {k: n * m - (n - 1) * self.previous.get(k, 0.0) for k, m in means.items()}
-        if self.names is None:
-            self.names = sorted(values)
-            self.file.write(",".join(["step", "epoch", "ms"] + self.names) + "\n")
-        row = [str(self.global_step), str(self.epoch), f"{1000 * (now - self.start):.1f}"]
-        self.file.write(",".join(row + [f"{values[k]:.6g}" for k in self.names]) + "\n")
-        self.file.flush()
-        self.previous, self.start = means, now
-
-    def on_train_end(self, logs=None):
-        self.file.close()
+STATE_DIR = "state"
 
 
 def set_precision(mixed_precision):
@@ -73,21 +40,37 @@ def set_precision(mixed_precision):
 
 
 def make_optimizer(train):
-    """SGD with momentum, decoupled weight decay and global gradient-norm clipping."""
+    """SGD with momentum, decoupled weight decay, global gradient-norm clipping and the warm-up schedule."""
+    total_steps = train.epochs * train.steps_per_epoch
+    schedule = WarmupSchedule(train.learning_rate, train.warmup_steps, total_steps, train.lr_schedule)
     return keras.optimizers.SGD(
-        learning_rate=train.learning_rate,
+        learning_rate=schedule,
         momentum=train.momentum,
         weight_decay=train.weight_decay,
         global_clipnorm=train.clipnorm,
     )
 
 
-def compile_model(config):
-    """A built and compiled :class:`MaskRCNN` for ``config``."""
+def make_strategy(name):
+    """The tf.distribute strategy: ``default`` (one device), ``mirrored`` (all local GPUs, or CPUs if none),
+    ``multiworker`` (several machines, configured by ``TF_CONFIG``)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ConfigError(f"strategy must be default, mirrored or multiworker, got {name!r}")
+
+
+def compile_model(config, strategy=None):
+    """A built and compiled :class:`MaskRCNN` for ``config``, its variables placed by ``strategy``."""
     set_precision(config.train.mixed_precision)
     keras.utils.set_random_seed(config.train.seed)
-    model = build_model(config)
-    model.compile(optimizer=make_optimizer(config.train), jit_compile=config.train.jit_compile)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = build_model(config)
+        model.compile(optimizer=make_optimizer(config.train), jit_compile=config.train.jit_compile)
+        model.optimizer.build(model.trainable_variables)
     return model
 
 
@@ -101,43 +84,98 @@ def load_examples(config, reader, max_slices=None, verbose=True, skip_bad=False)
 
 def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbose=1, validation_report=True,
           data_format="auto", skip_bad=False):
-    """Train on the dataset at ``data_root`` (any ``data.readers`` format); write the run folder ``out_dir``.
+    """Train on the dataset at ``data_root`` (any ``data.readers`` format) into the run folder ``out_dir``.
 
-    The config's ``class_names`` are replaced by the dataset's. Returns the model.
+    A run folder that already holds a checkpoint is resumed: its own ``config.json`` and ``splits.json`` are
+    used and training continues from the last checkpoint's step. The config's ``class_names`` become the
+    dataset's. Returns the model; raises :class:`TrainingDiverged` when the loss stops being finite.
     """
     reader = readers.open_dataset(data_root, data_format)
-    config = config.replace(class_names=tuple(reader.class_names))
-    items, arrays = load_examples(config, reader, max_slices, verbose=bool(verbose), skip_bad=skip_bad)
-    os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
+    config, resuming = run_config(out_dir, config.replace(class_names=tuple(reader.class_names)))
+    all_items, arrays = load_examples(config, reader, max_slices, verbose=bool(verbose), skip_bad=skip_bad)
+    os.makedirs(out_dir, exist_ok=True)
     config.to_json(os.path.join(out_dir, CONFIG_FILE))
-    split_map = prepare_splits(out_dir, items, arrays, config.train)
-    all_items, position = items, {item: i for i, item in enumerate(items)}
-    items = splits.select(items, split_map, "train")
+    split_map = prepare_splits(out_dir, all_items, arrays, config.train)
+    position = {item: i for i, item in enumerate(all_items)}
+    items = splits.select(all_items, split_map, "train")
     arrays = subset(arrays, [position[item] for item in items])
-    dataset = pipeline.make_dataset(arrays, config.train.batch_size, training=True, seed=config.train.seed)
-    model = compile_model(config)
-    callbacks = [
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(out_dir, "checkpoints", "epoch_{epoch:03d}.weights.h5"), save_weights_only=True
-        ),
-        keras.callbacks.CSVLogger(os.path.join(out_dir, "history.csv")),
-        StepLogger(os.path.join(out_dir, "steps.csv")),
-        keras.callbacks.TerminateOnNaN(),
-    ]
-    model.fit(
-        dataset,
-        epochs=config.train.epochs,
-        steps_per_epoch=config.train.steps_per_epoch,
-        callbacks=callbacks,
-        shuffle=False,  # the dataset shuffles itself
-        verbose=verbose,
-    )
+    val_items = _validation_items(all_items, split_map, config.train.val_max_images)
+
+    model = compile_model(config, make_strategy(config.train.strategy))
+    manager = checkpoint_manager(model, out_dir)
+    step = restore_latest(model, manager)
+    if resuming:
+        print(f"resuming {out_dir} from step {step} (checkpoint {manager.latest_checkpoint})", file=sys.stderr)
+    saver = callbacks.CheckpointSaver(manager, config.train.checkpoint_every)
+    fit_epochs(model, config, arrays, step, run_callbacks(saver, reader, val_items, out_dir, config), saver, verbose)
+    if saver.diverged_at is not None:
+        raise TrainingDiverged(f"the loss became NaN or infinite at step {saver.diverged_at}; training stopped and "
+                               f"the last good checkpoint is {manager.latest_checkpoint}")
     model.save_weights(os.path.join(out_dir, WEIGHTS_FILE))
     if num_predictions:
         write_predictions(model, items, arrays, os.path.join(out_dir, "predictions"), num_predictions)
     if validation_report:
         write_validation_report(model, reader, all_items, split_map, out_dir, verbose)
     return model
+
+
+def run_config(out_dir, config):
+    """The config of the run: the run folder's own when it has a checkpoint to resume (so the same command
+    resumes the same run), ``config`` otherwise. Returns ``(config, resuming)``."""
+    path = os.path.join(out_dir, CONFIG_FILE)
+    if os.path.isfile(path) and tf.train.latest_checkpoint(os.path.join(out_dir, STATE_DIR)):
+        return Config.from_json(path), True
+    return config, False
+
+
+def checkpoint_manager(model, out_dir):
+    """Resumable state of the run: model and optimizer (with its step counter) in ``RUN/state/``."""
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    return tf.train.CheckpointManager(checkpoint, os.path.join(out_dir, STATE_DIR), max_to_keep=2)
+
+
+def restore_latest(model, manager):
+    """Restore the latest checkpoint if there is one; returns the step it was taken at (0 when none)."""
+    if manager.latest_checkpoint:
+        manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    return callbacks.global_step(model)
+
+
+def run_callbacks(saver, reader, val_items, out_dir, config):
+    """The callbacks of a run, in the order they must run (validation figures before the loggers)."""
+    writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard"))
+    return [
+        callbacks.ValidationMetrics(reader, val_items, out_dir, config.train.val_every, writer),
+        saver,
+        keras.callbacks.CSVLogger(os.path.join(out_dir, "history.csv"), append=True),
+        callbacks.StepLogger(os.path.join(out_dir, "steps.csv"), writer),
+        callbacks.EpochTensorBoard(writer),
+    ]
+
+
+def fit_epochs(model, config, arrays, step, callback_list, saver, verbose):
+    """Train from global ``step`` to the last epoch; a partly done epoch is finished first."""
+    train = config.train
+    epoch, done_in_epoch = divmod(step, train.steps_per_epoch)
+    while epoch < train.epochs:
+        dataset = pipeline.make_training_dataset(arrays, train.batch_size, train.seed, epoch * train.steps_per_epoch
+                                                 + done_in_epoch, train.augment)
+        model.fit(dataset, initial_epoch=epoch, epochs=epoch + 1 if done_in_epoch else train.epochs,
+                  steps_per_epoch=train.steps_per_epoch - done_in_epoch, callbacks=callback_list,
+                  shuffle=False, verbose=verbose)
+        if saver.diverged_at is not None:
+            return
+        epoch, done_in_epoch = (epoch + 1, 0) if done_in_epoch else (train.epochs, 0)
+
+
+def _validation_items(items, split_map, max_images):
+    """Up to ``max_images`` validation items spread over the split (none when the split is empty)."""
+    if not split_map["val"]:
+        return []
+    from mrcnn_tf.evaluation.runner import spread_indices
+
+    chosen = splits.select(items, split_map, "val")
+    return [chosen[i] for i in spread_indices(max_images, len(chosen))]
 
 
 def write_validation_report(model, reader, items, split_map, out_dir, verbose=1):

@@ -66,3 +66,39 @@ def make_dataset(arrays, batch_size, training, seed=0):
         dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
     dataset = dataset.batch(batch_size, drop_remainder=training)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def example_order(count, seed):
+    """An endless stream of example indices, a fresh permutation per pass over the data, as ``(position, index)``.
+
+    The stream is a pure function of ``seed``, so a resumed run that skips the positions already trained on sees
+    exactly the examples it would have seen.
+    """
+    passes = tf.data.Dataset.range(2**62)
+    indices = passes.flat_map(lambda p: tf.data.Dataset.from_tensor_slices(
+        tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=tf.stack([seed, p]))))
+    return indices.enumerate()
+
+
+def make_training_dataset(arrays, batch_size, seed=0, start_step=0, augment=True):
+    """Training batches: the :func:`example_order` stream from step ``start_step`` on, each example augmented with
+    a seed of its own position (``data.augment``), batched with static shapes and prefetched."""
+    from mrcnn_tf.data import augment as augment_lib
+
+    specs = {KEYS[k]: tf.TensorSpec(arrays[KEYS[k]].shape[1:], tf.as_dtype(arrays[KEYS[k]].dtype)) for k in KEYS}
+    names = list(specs)
+
+    def lookup(index):
+        return tuple(arrays[name][index] for name in names)
+
+    def load(position, index):
+        values = tf.numpy_function(lookup, [index], [specs[n].dtype for n in names], stateful=False)
+        example = {n: tf.ensure_shape(v, specs[n].shape) for n, v in zip(names, values)}
+        if augment:
+            example = augment_lib.augment_example(example, tf.stack([tf.cast(seed, tf.int64), position]))
+        return example
+
+    dataset = example_order(len(arrays["images"]), seed).skip(start_step * batch_size)
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+

@@ -2,8 +2,9 @@
 
 Records hold boxes ``[y1, x1, y2, x2]`` (exclusive end) and uint8 0/1 masks ``[H, W]``; COCO holds boxes
 ``[x, y, w, h]`` and masks as run-length encodings (RLE) whose ``counts`` are ``str`` so that they go into JSON.
-This module is the only place the two meet. Evaluation is class-agnostic: every instance is the tumour class,
-COCO category id 1.
+This module is the only place the two meet; reading and validating COCO files and decoding their segmentations
+belong to ``data.coco``, shared with the training reader. Evaluation is class-agnostic: every instance is the
+tumour class, COCO category id 1.
 
 Shape letters: ``G`` ground-truth instances, ``D`` detections, ``H``/``W`` an image's own height and width.
 """
@@ -19,6 +20,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from mrcnn_tf.data.coco import (has_segmentation, is_crowd, load_coco_file, read_json, require_keys,
+                                segmentation_to_mask)
 from mrcnn_tf.errors import DataError
 from mrcnn_tf.evaluation.records import ImageRecord
 
@@ -174,83 +177,14 @@ def load_coco_ground_truth(path):
     category is merged into the tumour class; ``category_names`` lists the categories that annotations use,
     by id (categories no annotation uses, such as a tool's super-category, are dropped).
     Raises DataError naming ``path`` for invalid JSON, missing keys, an annotation of an unknown image or
-    category, and a polygon with fewer than 3 points.
+    category, and a polygon with fewer than 3 points (the checks of ``data.coco.load_coco_file``).
     """
-    dataset = _read_json(path)
-    _require_keys(path, "the file", dataset, ("images", "annotations", "categories"))
-    images = _images_by_id(path, dataset["images"])
-    annotations = _annotations_by_image(path, dataset["annotations"], images)
-    names = _used_category_names(path, dataset["categories"], dataset["annotations"])
-    with_masks = any(_has_segmentation(a) for a in dataset["annotations"])
-    records = [_ground_truth_record(path, image, annotations[image_id], with_masks)
-               for image_id, image in images.items()]
+    coco_file = load_coco_file(path)
+    names = [coco_file.categories[category_id] for category_id in coco_file.used_category_ids()]
+    with_masks = any(has_segmentation(a) for annotations in coco_file.annotations.values() for a in annotations)
+    records = [_ground_truth_record(path, image, coco_file.annotations[image_id], with_masks)
+               for image_id, image in coco_file.images.items()]
     return records, names
-
-
-def _read_json(path):
-    """The parsed content of the JSON file ``path``; DataError naming it when it is unreadable or not JSON."""
-    try:
-        with open(path) as file:
-            return json.load(file)
-    except OSError as error:
-        raise DataError(f"{path}: cannot read the file: {error}") from error
-    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
-        raise DataError(f"{path}: not valid JSON: {error}") from error
-
-
-def _require_keys(path, what, item, keys):
-    """DataError naming ``path`` unless ``item`` is a dict holding every key of ``keys``."""
-    if not isinstance(item, dict):
-        raise DataError(f"{path}: {what} should be a JSON object with keys {list(keys)}, got {type(item).__name__}")
-    missing = [key for key in keys if key not in item]
-    if missing:
-        raise DataError(f"{path}: {what} lacks {missing}")
-
-
-def _images_by_id(path, images):
-    """``{image id: image dict}`` in file order, each image checked for ``id``, ``file_name``, ``height``, ``width``."""
-    by_id = {}
-    for index, image in enumerate(images):
-        _require_keys(path, f"images[{index}]", image, ("id", "file_name", "height", "width"))
-        by_id[image["id"]] = image
-    return by_id
-
-
-def _annotations_by_image(path, annotations, images):
-    """``{image id: [annotation dict, ...]}`` for every image; checks keys, image ids and polygon sizes."""
-    by_image = {image_id: [] for image_id in images}
-    for index, annotation in enumerate(annotations):
-        what = f"annotations[{index}]"
-        _require_keys(path, what, annotation, ("image_id", "category_id", "bbox"))
-        if annotation["image_id"] not in by_image:
-            raise DataError(f"{path}: {what} refers to image_id {annotation['image_id']!r}, which is not in 'images'")
-        segmentation = annotation.get("segmentation")
-        if isinstance(segmentation, list):
-            for polygon in segmentation:
-                # pycocotools would read a 4-number polygon as a box, and cannot fill fewer points.
-                if len(polygon) < 6:
-                    raise DataError(f"{path}: {what} has a polygon of {len(polygon) // 2} point(s); "
-                                    "a polygon needs at least 3 (6 numbers)")
-        by_image[annotation["image_id"]].append(annotation)
-    return by_image
-
-
-def _used_category_names(path, categories, annotations):
-    """Names of the categories that some annotation uses, ordered by category id."""
-    names = {}
-    for index, category in enumerate(categories):
-        _require_keys(path, f"categories[{index}]", category, ("id", "name"))
-        names[category["id"]] = category["name"]
-    used = {annotation["category_id"] for annotation in annotations}
-    unknown = sorted(used - set(names))
-    if unknown:
-        raise DataError(f"{path}: annotations use category_id {unknown}, which is not in 'categories'")
-    return [names[category_id] for category_id in sorted(used)]
-
-
-def _has_segmentation(annotation):
-    # Box-only exports write "segmentation": [] rather than leaving the key out.
-    return bool(annotation.get("segmentation"))
 
 
 def _ground_truth_record(path, image, annotations, with_masks):
@@ -260,33 +194,15 @@ def _ground_truth_record(path, image, annotations, with_masks):
     if with_masks:
         masks = np.zeros((len(annotations), height, width), np.uint8)
         for index, annotation in enumerate(annotations):
-            if not _has_segmentation(annotation):
+            if not has_segmentation(annotation):
                 raise DataError(f"{path}: the annotation {annotation.get('id')!r} of image {image['id']!r} has no "
                                 "segmentation, while others do")
-            masks[index] = _segmentation_to_mask(path, annotation["segmentation"], height, width)
+            masks[index] = segmentation_to_mask(path, annotation["segmentation"], height, width)
     boxes = xywh_to_yxyx([annotation["bbox"] for annotation in annotations])
-    crowd = np.array([bool(annotation.get("iscrowd", 0)) for annotation in annotations], bool)
+    crowd = np.array([is_crowd(annotation) for annotation in annotations], bool)
     return ImageRecord(image_id=image["id"], file_name=image["file_name"], patient=None, height=height,
                        width=width, gt_boxes=boxes, gt_masks=masks, gt_crowd=crowd,
                        det_boxes=np.zeros((0, 4), np.float32), det_scores=np.zeros((0,), np.float32), det_masks=None)
-
-
-def _segmentation_to_mask(path, segmentation, height, width):
-    """A COCO polygon list, uncompressed or compressed RLE -> ``[H, W]`` uint8 0/1 mask.
-
-    The decoding of pycocotools' ``COCO.annToMask``, without building a COCO index around it. DataError naming
-    ``path`` when an RLE's size is not the image's ``(height, width)``.
-    """
-    if isinstance(segmentation, list):  # polygons: one object may have several parts
-        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):  # uncompressed RLE
-        rle = mask_utils.frPyObjects(segmentation, height, width)
-    else:
-        _require_keys(path, "an RLE segmentation", segmentation, ("size", "counts"))
-        rle = segmentation
-    if [int(s) for s in rle["size"]] != [height, width]:
-        raise DataError(f"{path}: a mask of size {list(rle['size'])} on an image of size {[height, width]}")
-    return mask_utils.decode(rle).astype(np.uint8)
 
 
 def attach_coco_detections(records, path):
@@ -299,17 +215,17 @@ def attach_coco_detections(records, path):
     are not modified. Raises DataError naming ``path`` for invalid JSON, a result lacking a key or of an
     image_id that no record has.
     """
-    results = _read_json(path)
+    results = read_json(path)
     if not isinstance(results, list):
         raise DataError(f"{path}: a COCO results file should hold a JSON list, got {type(results).__name__}")
     by_image = {record.image_id: [] for record in records}
     for index, result in enumerate(results):
-        _require_keys(path, f"results[{index}]", result, ("image_id", "bbox", "score"))
+        require_keys(path, f"results[{index}]", result, ("image_id", "bbox", "score"))
         if result["image_id"] not in by_image:
             raise DataError(f"{path}: results[{index}] refers to image_id {result['image_id']!r}, which is not in "
                             "the ground truth")
         by_image[result["image_id"]].append(result)
-    with_masks = any(_has_segmentation(result) for result in results)
+    with_masks = any(has_segmentation(result) for result in results)
     return [_with_detections(path, record, by_image[record.image_id], with_masks) for record in records]
 
 
@@ -323,7 +239,7 @@ def _with_detections(path, record, results, with_masks):
     if with_masks:
         masks = np.zeros((len(results), record.height, record.width), np.uint8)
         for index, result in enumerate(results):
-            _require_keys(path, f"a result of image {record.image_id!r}", result, ("segmentation",))
-            masks[index] = _segmentation_to_mask(path, result["segmentation"], record.height, record.width)
+            require_keys(path, f"a result of image {record.image_id!r}", result, ("segmentation",))
+            masks[index] = segmentation_to_mask(path, result["segmentation"], record.height, record.width)
     return dataclasses.replace(record, det_boxes=xywh_to_yxyx([result["bbox"] for result in results]),
                                det_scores=scores, det_masks=masks)

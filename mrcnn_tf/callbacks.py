@@ -1,0 +1,170 @@
+"""Keras callbacks of a training run: per-step log, resumable checkpoints, validation AP, TensorBoard.
+
+A run folder's ``state/`` holds ``tf.train.Checkpoint`` s of the model and the optimizer (weights, momentum,
+step counter; the learning-rate schedule is a function of that counter). ``CheckpointManager`` writes a new
+checkpoint completely before it points ``state/checkpoint`` at it, so a run killed at any moment, even during a
+save, finds the previous checkpoint intact.
+"""
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def global_step(model):
+    """The optimizer's step counter (restored with the checkpoint) as a Python int."""
+    return int(model.optimizer.iterations.numpy())
+
+
+def current_learning_rate(model):
+    rate = model.optimizer.learning_rate
+    return float(rate.numpy() if hasattr(rate, "numpy") else rate)
+
+
+class StepLogger(keras.callbacks.Callback):
+    """Every step's own losses, learning rate and wall time: ``steps.csv`` and, every ``tensorboard_every``
+    steps, TensorBoard scalars ``step/<loss>`` and ``step/learning_rate``.
+
+    The model reports running means over the epoch (what the progress bar shows); the loss of step ``n`` is
+    recovered from two consecutive means: ``x_n = n m_n - (n - 1) m_{n-1}``.
+    """
+
+    def __init__(self, path, writer=None, tensorboard_every=10):
+        super().__init__()
+        self.path, self.writer, self.tensorboard_every = path, writer, tensorboard_every
+        self.names = None
+
+    def on_train_begin(self, logs=None):
+        exists = os.path.isfile(self.path) and os.path.getsize(self.path) > 0
+        self.file = open(self.path, "a")
+        if exists:
+            with open(self.path) as f:
+                self.names = f.readline().strip().split(",")[4:]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.previous, self.step_in_epoch = epoch + 1, {}, 0
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        self.step_in_epoch += 1
+        n, means = self.step_in_epoch, {k: float(v) for k, v in (logs or {}).items()}
+        values = {k: n * m - (n - 1) * self.previous.get(k, 0.0) for k, m in means.items()}
+        step, rate = global_step(self.model), current_learning_rate(self.model)
+        if self.names is None:
+            self.names = sorted(values)
+            self.file.write(",".join(["step", "epoch", "ms", "learning_rate"] + self.names) + "\n")
+        row = [str(step), str(self.epoch), f"{1000 * (now - self.start):.1f}", f"{rate:.6g}"]
+        self.file.write(",".join(row + [f"{values.get(k, float('nan')):.6g}" for k in self.names]) + "\n")
+        self.file.flush()
+        if self.writer is not None and step % self.tensorboard_every == 0:
+            with self.writer.as_default(step=step):
+                for name, value in values.items():
+                    tf.summary.scalar(f"step/{name}", value)
+                tf.summary.scalar("step/learning_rate", rate)
+        self.previous, self.start = means, now
+
+    def on_train_end(self, logs=None):
+        self.file.close()
+
+
+class CheckpointSaver(keras.callbacks.Callback):
+    """Saves ``manager`` every ``every`` steps and at each epoch end, unless the loss is no longer finite: then
+    training stops, nothing more is saved, and ``diverged_at`` records the step."""
+
+    def __init__(self, manager, every):
+        super().__init__()
+        self.manager, self.every = manager, every
+        self.diverged_at = None
+
+    def _finite(self, logs):
+        return all(math.isfinite(float(v)) for v in (logs or {}).values())
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = global_step(self.model)
+        if not self._finite(logs):
+            self.diverged_at = step
+            self.model.stop_training = True
+        elif step % self.every == 0:
+            self.manager.save(checkpoint_number=step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.diverged_at is None:
+            self.manager.save(checkpoint_number=global_step(self.model))
+
+
+class EpochTensorBoard(keras.callbacks.Callback):
+    """Every epoch's logs (training means, validation losses and AP figures) as TensorBoard scalars."""
+
+    def __init__(self, writer):
+        super().__init__()
+        self.writer = writer
+
+    def on_epoch_end(self, epoch, logs=None):
+        with self.writer.as_default(step=global_step(self.model)):
+            for name, value in (logs or {}).items():
+                tf.summary.scalar(f"epoch/{name}", float(value))
+            tf.summary.scalar("epoch/learning_rate", current_learning_rate(self.model))
+        self.writer.flush()
+
+
+class ValidationMetrics(keras.callbacks.Callback):
+    """Every ``every`` epochs: equation-(3) AP and image-level F1 on validation slices, added to the epoch's
+    logs as ``val_box_ap50``, ``val_mask_ap50``, ``val_f1``; the best weights by ``val_mask_ap50`` are kept in
+    ``best.weights.h5`` (``best.json`` says which step), a few overlays go to TensorBoard.
+
+    It must come before the callbacks that write the logs (CSV, TensorBoard) in the callback list.
+    """
+
+    def __init__(self, reader, items, out_dir, every=1, writer=None, score_threshold=0.5):
+        super().__init__()
+        self.reader, self.items, self.out_dir = reader, items, out_dir
+        self.every, self.writer, self.score_threshold = every, writer, score_threshold
+        self.best_path = os.path.join(out_dir, "best.json")
+        self.best = json.load(open(self.best_path)) if os.path.isfile(self.best_path) else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.items or not self.every or (epoch + 1) % self.every:
+            return
+        from mrcnn_tf.evaluation import ap, confusion, runner
+
+        keep = runner.spread_indices(4, len(self.items))
+        records, images = runner.predict_records(self.model, self.items, self.reader, keep, verbose=False)
+        counts = confusion.image_level_counts(records, self.score_threshold)
+        figures = {
+            "val_box_ap50": ap.dataset_ap(records, "box")["ap"],
+            "val_mask_ap50": ap.dataset_ap(records, "mask")["ap"],
+            "val_f1": confusion.metrics_from_counts(**counts)["f1"],
+        }
+        logs.update({k: (np.nan if v is None else float(v)) for k, v in figures.items()})
+        self._keep_best(epoch, figures)
+        self._log_images(records, images)
+
+    def _keep_best(self, epoch, figures):
+        score = figures["val_mask_ap50"]
+        if score is None or (self.best is not None and score <= self.best["val_mask_ap50"]):
+            return
+        self.model.save_weights(os.path.join(self.out_dir, "best.weights.h5"))
+        self.best = {"epoch": epoch + 1, "step": global_step(self.model), **figures}
+        with open(self.best_path, "w") as f:
+            json.dump(self.best, f, indent=1)
+
+    def _log_images(self, records, images):
+        if self.writer is None or not images:
+            return
+        from mrcnn_tf import visualize
+
+        tiles = []
+        for index, image in sorted(images.items()):
+            record = records[index]
+            keep = record.detections_above(self.score_threshold)
+            found = {"boxes": record.det_boxes[keep], "scores": record.det_scores[keep],
+                     "masks": record.det_masks[keep]}
+            tiles.append(visualize.draw_overlay(image, record.gt_masks, found))
+        same_size = [t for t in tiles if t.shape == tiles[0].shape]
+        with self.writer.as_default(step=global_step(self.model)):
+            tf.summary.image("validation/overlays", np.stack(same_size), max_outputs=len(same_size))
