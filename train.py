@@ -2,6 +2,9 @@
 
     python train.py --data ../shared/data/lgg --out runs/lgg            # the paper's defaults
     python train.py --data datasets/sample --out runs/demo --epochs 2 --steps-per-epoch 25
+
+Run the same command again to resume a stopped run from its last checkpoint. Options not given keep the
+value of --config (a config.json, e.g. from another run) or the package defaults (mrcnn_tf/config.py).
 """
 import argparse
 import os
@@ -12,68 +15,83 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from mrcnn_tf.config import Config  # noqa: E402
 from mrcnn_tf.errors import MrcnnError  # noqa: E402
 
+# flag -> (config section or None for the top level, field name)
+CONFIG_FLAGS = {
+    "image_size": (None, "image_size"), "weights": ("backbone", "weights"), "norm": ("backbone", "norm"),
+    "epochs": ("train", "epochs"), "steps_per_epoch": ("train", "steps_per_epoch"),
+    "batch_size": ("train", "batch_size"), "lr": ("train", "learning_rate"),
+    "lr_schedule": ("train", "lr_schedule"), "warmup_steps": ("train", "warmup_steps"),
+    "mixed_precision": ("train", "mixed_precision"), "jit_compile": ("train", "jit_compile"),
+    "seed": ("train", "seed"), "split_ratios": ("train", "split_ratios"), "split_seed": ("train", "split_seed"),
+    "augment": ("train", "augment"), "checkpoint_every": ("train", "checkpoint_every"),
+    "val_every": ("train", "val_every"), "val_max_images": ("train", "val_max_images"),
+    "strategy": ("train", "strategy"),
+}
+
 
 def parse_args(argv):
-    defaults = Config()
+    d = Config()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True,
                    help="LGG layout (patient folders of X.tif + X_mask.tif), a COCO json (or a folder holding one "
                         "with its images), or a folder with images/ + masks/")
+    p.add_argument("--out", required=True, help="run folder to write (or to resume)")
     p.add_argument("--format", default="auto", choices=("auto", "lgg", "coco", "folder"),
                    help="force a reader instead of guessing from what --data holds")
+    p.add_argument("--config", help="a config.json to start from")
     p.add_argument("--skip-bad", action="store_true", help="log and skip unreadable or inconsistent files")
-    p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--epochs", type=int, default=defaults.train.epochs)
-    p.add_argument("--steps-per-epoch", type=int, default=defaults.train.steps_per_epoch)
-    p.add_argument("--batch-size", type=int, default=defaults.train.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.train.learning_rate)
-    p.add_argument("--image-size", type=int, default=defaults.image_size)
-    p.add_argument("--weights", default=defaults.backbone.weights,
-                   help="backbone weights: none, imagenet, or a .weights.h5/.h5 file of Keras' ResNet50")
-    p.add_argument("--norm", choices=("frozen_bn", "group_norm"), default=None,
-                   help="default: group_norm without pre-trained weights, frozen_bn with them")
-    p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (for GPUs; slower on CPU)")
-    p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
     p.add_argument("--max-slices", type=int, default=None, help="use only the first N slices")
     p.add_argument("--predictions", type=int, default=8, help="slices to draw predictions for at the end")
-    p.add_argument("--seed", type=int, default=defaults.train.seed)
     p.add_argument("--no-val-report", action="store_true", help="skip the validation report at the end")
-    p.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default=defaults.train.lr_schedule)
-    p.add_argument("--warmup-steps", type=int, default=defaults.train.warmup_steps)
-    p.add_argument("--checkpoint-every", type=int, default=defaults.train.checkpoint_every,
-                   help="steps between resumable checkpoints (also at every epoch end)")
-    p.add_argument("--val-every", type=int, default=defaults.train.val_every,
-                   help="epochs between validation AP figures (0: never)")
-    p.add_argument("--val-max-images", type=int, default=defaults.train.val_max_images)
-    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default=defaults.train.strategy,
+    g = p.add_argument_group("configuration (default: --config, else mrcnn_tf/config.py)")
+    g.add_argument("--image-size", type=int, help=f"input side (default {d.image_size})")
+    g.add_argument("--weights", help="backbone: none (default), imagenet, or a weights file of Keras' ResNet50")
+    g.add_argument("--norm", choices=("frozen_bn", "group_norm"),
+                   help="default: group_norm without pre-trained weights, frozen_bn with them")
+    g.add_argument("--epochs", type=int, help=f"default {d.train.epochs}")
+    g.add_argument("--steps-per-epoch", type=int, help=f"default {d.train.steps_per_epoch}")
+    g.add_argument("--batch-size", type=int, help=f"global batch (default {d.train.batch_size})")
+    g.add_argument("--lr", type=float, help=f"learning rate (default {d.train.learning_rate})")
+    g.add_argument("--lr-schedule", choices=("constant", "cosine"), help="after the warm-up (default constant)")
+    g.add_argument("--warmup-steps", type=int, help=f"default {d.train.warmup_steps}")
+    g.add_argument("--mixed-precision", action="store_const", const=True, help="mixed_float16 (GPUs; slow on CPU)")
+    g.add_argument("--jit-compile", action="store_const", const=True, help="compile the train step with XLA")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--split-ratios", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"),
+                   help="patient-level split (default 0.7 0.2 0.1)")
+    g.add_argument("--split-seed", type=int)
+    g.add_argument("--no-augment", dest="augment", action="store_const", const=False)
+    g.add_argument("--checkpoint-every", type=int, help=f"steps (default {d.train.checkpoint_every})")
+    g.add_argument("--val-every", type=int, help="epochs between validation AP figures (0: never; default 1)")
+    g.add_argument("--val-max-images", type=int, help=f"default {d.train.val_max_images}")
+    g.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
                    help="tf.distribute: mirrored = all local GPUs; multiworker = several machines (TF_CONFIG)")
-    p.add_argument("--split-ratios", type=float, nargs=3, default=defaults.train.split_ratios,
-                   metavar=("TRAIN", "VAL", "TEST"), help="patient-level split (default 0.7 0.2 0.1)")
-    p.add_argument("--split-seed", type=int, default=defaults.train.split_seed)
     return p.parse_args(argv)
 
 
 def config_from_args(args):
-    return Config(image_size=args.image_size).replace(
-        backbone={"weights": args.weights, "norm": args.norm},
-        train={
-            "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size,
-            "learning_rate": args.lr, "mixed_precision": args.mixed_precision, "jit_compile": args.jit_compile,
-            "seed": args.seed, "split_ratios": tuple(args.split_ratios), "split_seed": args.split_seed,
-            "augment": not args.no_augment, "lr_schedule": args.lr_schedule, "warmup_steps": args.warmup_steps,
-            "checkpoint_every": args.checkpoint_every, "val_every": args.val_every,
-            "val_max_images": args.val_max_images, "strategy": args.strategy,
-        },
-    )
+    """The base config (``--config`` or the defaults) with the flags that were given applied."""
+    config = Config.from_json(args.config) if args.config else Config()
+    top, sections = {}, {}
+    for flag, (section, field) in CONFIG_FLAGS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        value = tuple(value) if isinstance(value, list) else value
+        if section is None:
+            top[field] = value
+        else:
+            sections.setdefault(section, {})[field] = value
+    return config.replace(**top, **sections)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    from mrcnn_tf import training
-
     try:
-        training.train(config_from_args(args), args.data, args.out, args.max_slices, args.predictions,
+        config = config_from_args(args)
+        from mrcnn_tf import training
+
+        training.train(config, args.data, args.out, args.max_slices, args.predictions,
                        validation_report=not args.no_val_report, data_format=args.format, skip_bad=args.skip_bad)
     except MrcnnError as error:
         print(f"error: {error}", file=sys.stderr)

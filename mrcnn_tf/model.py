@@ -134,7 +134,9 @@ class MaskRCNN(keras.Model):
         batch, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
         with tf.GradientTape() as tape:
             values = self.compute_losses(batch, training=True)
-            scaled = self.optimizer.scale_loss(values["loss"])
+            # Replicas' gradients are summed: each replica's share of the mean loss is 1/replicas of its own.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = self.optimizer.scale_loss(values["loss"] / replicas)
         variables = self.trainable_variables
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)

@@ -52,3 +52,21 @@ def require_shared_lgg():
     if not os.path.isdir(SHARED_LGG):
         pytest.skip(f"shared LGG data not found at {os.path.abspath(SHARED_LGG)}")
     return SHARED_LGG
+
+
+LGG_PATIENTS = ("TCGA_AA_0001_20000101", "TCGA_BB_0002_20010202")
+LGG_ELLIPSES = {1: [], 2: [(40, 44, 12, 16)], 3: [(30, 30, 10, 12), (70, 64, 8, 10)]}  # slice -> (cy, cx, ry, rx)
+
+
+def write_lgg_folder(root, patients=LGG_PATIENTS, ellipses=LGG_ELLIPSES, size=96):
+    """A tiny LGG-layout folder: each patient gets one 96-px slice per entry of ``ellipses`` (TIFF + mask)."""
+    import tifffile
+
+    for p, folder in enumerate(patients):
+        os.makedirs(os.path.join(root, folder))
+        for number, shapes in ellipses.items():
+            image, masks = ellipse_image(size, shapes, seed=10 * p + number)
+            mask = masks.max(axis=0) * 255 if len(masks) else np.zeros((size, size), np.uint8)
+            stem = os.path.join(root, folder, f"{folder}_{number}")
+            tifffile.imwrite(stem + ".tif", image, photometric="rgb")
+            tifffile.imwrite(stem + "_mask.tif", mask.astype(np.uint8))

@@ -18,22 +18,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import ellipse_image
+from conftest import LGG_ELLIPSES, LGG_PATIENTS, write_lgg_folder
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PATIENTS = ("TCGA_AA_0001_20000101", "TCGA_BB_0002_20010202")
-ELLIPSES = {1: [], 2: [(40, 44, 12, 16)], 3: [(30, 30, 10, 12), (70, 64, 8, 10)]}  # slice -> (cy, cx, ry, rx)
-
-
-def _write_lgg_folder(root):
-    for p, folder in enumerate(PATIENTS):
-        os.makedirs(os.path.join(root, folder))
-        for number, ellipses in ELLIPSES.items():
-            image, masks = ellipse_image(96, ellipses, seed=10 * p + number)
-            mask = masks.max(axis=0) * 255 if len(masks) else np.zeros((96, 96), np.uint8)
-            stem = os.path.join(root, folder, f"{folder}_{number}")
-            tifffile.imwrite(stem + ".tif", image, photometric="rgb")
-            tifffile.imwrite(stem + "_mask.tif", mask.astype(np.uint8))
+PATIENTS, ELLIPSES = LGG_PATIENTS, LGG_ELLIPSES
 
 
 def _run_train(*args):
@@ -48,7 +36,7 @@ def run(tmp_path_factory):
     """The finished run: ``(completed process, data folder, run folder)``."""
     base = tmp_path_factory.mktemp("train_smoke")
     data, out = str(base / "data"), str(base / "run")
-    _write_lgg_folder(data)
+    write_lgg_folder(data)
     result = _run_train(
         "--data", data, "--out", out, "--epochs", "1", "--steps-per-epoch", "2", "--image-size", "64",
         "--predictions", "2",
