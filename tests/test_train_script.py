@@ -16,6 +16,7 @@ import cv2
 import h5py
 import numpy as np
 import pytest
+import tensorflow as tf
 import tifffile
 
 from conftest import LGG_ELLIPSES, LGG_PATIENTS, write_lgg_folder
@@ -39,7 +40,7 @@ def run(tmp_path_factory):
     write_lgg_folder(data)
     result = _run_train(
         "--data", data, "--out", out, "--epochs", "1", "--steps-per-epoch", "2", "--image-size", "64",
-        "--predictions", "2",
+        "--predictions", "2", "--split-ratios", "0.5", "0.5", "0",  # one patient to train on, one to validate
     )
     return result, data, out
 
@@ -82,11 +83,9 @@ def test_run_folder_records_the_config_and_history(run):
 
 def test_run_folder_holds_final_weights_and_a_checkpoint(run):
     _, _, out = run
-    final = os.path.join(out, "model.weights.h5")
-    checkpoint = os.path.join(out, "checkpoints", "epoch_001.weights.h5")
-    assert os.path.isfile(final) and os.path.isfile(checkpoint)
-    # One epoch: the checkpoint after it and the final weights are the same state.
-    assert _fingerprints(_weight_arrays(final)) == _fingerprints(_weight_arrays(checkpoint))
+    assert os.path.isfile(os.path.join(out, "model.weights.h5"))
+    # One epoch of two steps: the resumable state was saved at its end.
+    assert tf.train.latest_checkpoint(os.path.join(out, "state")).endswith("ckpt-2")
 
 
 def test_run_folder_holds_predictions_and_overlays(run):
@@ -131,3 +130,16 @@ def test_missing_data_folder_exits_with_code_2_naming_it(tmp_path):
     assert missing in result.stderr
     assert result.stderr.count("error:") == 1
     assert "Traceback" not in result.stderr
+
+
+def test_run_folder_has_validation_figures_tensorboard_and_resumable_state(run):
+    result, _, out = run
+    assert result.returncode == 0, result.stderr[-2000:]
+    history = list(csv.DictReader(open(os.path.join(out, "history.csv"))))
+    assert {"val_box_ap50", "val_mask_ap50", "val_f1"} <= set(history[0])
+    events = [n for n in os.listdir(os.path.join(out, "tensorboard")) if n.startswith("events.out.tfevents")]
+    assert events and os.path.getsize(os.path.join(out, "tensorboard", events[0])) > 0
+    assert os.path.isfile(os.path.join(out, "state", "checkpoint"))
+    split = json.load(open(os.path.join(out, "splits.json")))
+    assert set(split["train"]).isdisjoint(split["val"]) and set(split["train"]).isdisjoint(split["test"])
+    assert os.path.isfile(os.path.join(out, "val_report", "report.json"))
