@@ -98,8 +98,9 @@ def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbos
     split_map = prepare_splits(out_dir, all_items, arrays, config.train)
     position = {item: i for i, item in enumerate(all_items)}
     items = splits.select(all_items, split_map, "train")
-    arrays = subset(arrays, [position[item] for item in items])
     val_items = _validation_items(all_items, split_map, config.train.val_max_images)
+    val_arrays = subset(arrays, [position[item] for item in val_items]) if val_items else None
+    arrays = subset(arrays, [position[item] for item in items])
 
     model = compile_model(config, make_strategy(config.train.strategy))
     manager = checkpoint_manager(model, out_dir)
@@ -107,7 +108,8 @@ def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbos
     if resuming:
         print(f"resuming {out_dir} from step {step} (checkpoint {manager.latest_checkpoint})", file=sys.stderr)
     saver = callbacks.CheckpointSaver(manager, config.train.checkpoint_every)
-    fit_epochs(model, config, arrays, step, run_callbacks(saver, reader, val_items, out_dir, config), saver, verbose)
+    fit_epochs(model, config, arrays, val_arrays, step, run_callbacks(saver, reader, val_items, out_dir, config),
+               saver, verbose)
     if saver.diverged_at is not None:
         raise TrainingDiverged(f"the loss became NaN or infinite at step {saver.diverged_at}; training stopped and "
                                f"the last good checkpoint is {manager.latest_checkpoint}")
@@ -153,16 +155,21 @@ def run_callbacks(saver, reader, val_items, out_dir, config):
     ]
 
 
-def fit_epochs(model, config, arrays, step, callback_list, saver, verbose):
-    """Train from global ``step`` to the last epoch; a partly done epoch is finished first."""
+def fit_epochs(model, config, arrays, val_arrays, step, callback_list, saver, verbose):
+    """Train from global ``step`` to the last epoch; a partly done epoch is finished first. With ``val_arrays``
+    the validation losses are computed every ``val_every`` epochs."""
     train = config.train
+    validation = None
+    if val_arrays is not None and train.val_every:
+        validation = pipeline.make_dataset(val_arrays, train.batch_size, training=False)
     epoch, done_in_epoch = divmod(step, train.steps_per_epoch)
     while epoch < train.epochs:
         dataset = pipeline.make_training_dataset(arrays, train.batch_size, train.seed, epoch * train.steps_per_epoch
                                                  + done_in_epoch, train.augment)
         model.fit(dataset, initial_epoch=epoch, epochs=epoch + 1 if done_in_epoch else train.epochs,
                   steps_per_epoch=train.steps_per_epoch - done_in_epoch, callbacks=callback_list,
-                  shuffle=False, verbose=verbose)
+                  validation_data=validation, validation_freq=max(train.val_every, 1), shuffle=False,
+                  verbose=verbose)
         if saver.diverged_at is not None:
             return
         epoch, done_in_epoch = (epoch + 1, 0) if done_in_epoch else (train.epochs, 0)

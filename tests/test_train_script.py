@@ -137,6 +137,7 @@ def test_run_folder_has_validation_figures_tensorboard_and_resumable_state(run):
     assert result.returncode == 0, result.stderr[-2000:]
     history = list(csv.DictReader(open(os.path.join(out, "history.csv"))))
     assert {"val_box_ap50", "val_mask_ap50", "val_f1"} <= set(history[0])
+    assert math.isfinite(float(history[0]["val_loss"]))  # validation losses of the validation patient
     events = [n for n in os.listdir(os.path.join(out, "tensorboard")) if n.startswith("events.out.tfevents")]
     assert events and os.path.getsize(os.path.join(out, "tensorboard", events[0])) > 0
     assert os.path.isfile(os.path.join(out, "state", "checkpoint"))

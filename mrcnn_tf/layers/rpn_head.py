@@ -25,6 +25,7 @@ class RPNHead(keras.layers.Layer):
         logits, deltas = [], []
         for x in features:
             x = self.conv(x)
-            logits.append(tf.reshape(self.objectness(x), [batch, -1]))  # [B, H_l*W_l*A]
-            deltas.append(tf.reshape(self.deltas(x), [batch, -1, 4]))  # [B, H_l*W_l*A, 4]
+            count = x.shape[1] * x.shape[2] * self.num_anchors  # static, even when the batch size is not
+            logits.append(tf.reshape(self.objectness(x), [batch, count]))  # [B, H_l*W_l*A]
+            deltas.append(tf.reshape(self.deltas(x), [batch, count, 4]))  # [B, H_l*W_l*A, 4]
         return tf.concat(logits, axis=1), tf.concat(deltas, axis=1)
