@@ -1,7 +1,8 @@
 """Detection on images of any size: resize to the network input, run the model, map results back.
 
-Boxes come back in the pixels of the image given (``[y1, x1, y2, x2]``, see ``ops.boxes``) and masks are pasted
-at its full size.
+``serving_fn`` is the one implementation of this, used in process by :func:`detect` and baked into the exported
+SavedModel (``mrcnn_tf.export``). Boxes come back in the pixels of the image given (``[y1, x1, y2, x2]``, see
+``ops.boxes``) and masks are pasted at its full size.
 """
 import weakref
 
@@ -12,14 +13,42 @@ from mrcnn_tf.data.instances import to_rgb
 from mrcnn_tf.ops import boxes as box_ops
 from mrcnn_tf.ops import masks as mask_ops
 
-
+IMAGES_SPEC = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
 _COMPILED = weakref.WeakKeyDictionary()
 
 
-def compiled_forward(model):
-    """``model``'s inference as one cached ``tf.function`` (eager calls re-run every op from Python)."""
+def serving_fn(model):
+    """The serving function of ``model``: uint8 ``images`` ``[B, H, W, 3]`` -> dict of outputs (documented in ``mrcnn_tf.export``)."""
+    config = model.config
+    size = config.image_size
+
+    def serve(images):
+        # A loaded signature checks the dtype of its input but not its rank: check it here, at run time.
+        images = tf.ensure_shape(images, IMAGES_SPEC.shape, name="check_images_shape")
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        resized = tf.image.resize(tf.cast(images, tf.float32), (size, size), antialias=False)  # [B, S, S, 3]
+        outputs = model(tf.cast(tf.round(resized), tf.uint8), training=False)
+        valid = tf.cast(outputs["valid"], tf.float32)  # [B, D]
+        scale_y = tf.cast(height, tf.float32) / size
+        scale_x = tf.cast(width, tf.float32) / size
+        boxes = box_ops.scale_boxes(tf.cast(outputs["boxes"], tf.float32), scale_y, scale_x)  # [B, D, 4]
+        mask_probs = tf.cast(outputs["mask_probs"], tf.float32) * valid[..., None, None]  # [B, D, M, M]
+        probs = mask_ops.paste_masks(mask_probs, boxes, height, width)  # [B, D, H, W]
+        return {
+            "boxes": boxes * valid[..., None],
+            "scores": tf.cast(outputs["scores"], tf.float32) * valid,
+            "classes": tf.cast(outputs["classes"], tf.int32),
+            "masks": tf.cast(probs >= config.inference.mask_threshold, tf.uint8),
+            "num_detections": tf.cast(outputs["num_detections"], tf.int32),
+        }
+
+    return serve
+
+
+def compiled_serving(model):
+    """``serving_fn(model)`` as one cached ``tf.function`` (eager calls would re-run every op from Python)."""
     if model not in _COMPILED:
-        _COMPILED[model] = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+        _COMPILED[model] = tf.function(serving_fn(model), input_signature=[IMAGES_SPEC])
     return _COMPILED[model]
 
 
@@ -35,17 +64,6 @@ def detect(model, image, source="image"):
       image gives ``n = 0``.
     """
     image = to_rgb(np.asarray(image), source)
-    height, width = image.shape[:2]
-    size = model.config.image_size
-    resized = tf.image.resize(image[None].astype(np.float32), (size, size), antialias=False)
-    outputs = compiled_forward(model)(tf.cast(tf.round(resized), tf.uint8))
+    outputs = compiled_serving(model)(tf.constant(image[None]))
     count = int(outputs["num_detections"][0])
-    boxes = box_ops.scale_boxes(outputs["boxes"][:, :count], height / size, width / size)  # [1, n, 4]
-    probs = mask_ops.paste_masks(outputs["mask_probs"][:, :count], boxes, height, width)  # [1, n, H, W]
-    threshold = model.config.inference.mask_threshold
-    return {
-        "boxes": boxes[0].numpy(),
-        "scores": outputs["scores"][0, :count].numpy(),
-        "classes": outputs["classes"][0, :count].numpy(),
-        "masks": (probs[0].numpy() >= threshold).astype(np.uint8),
-    }
+    return {key: outputs[key][0, :count].numpy() for key in ("boxes", "scores", "classes", "masks")}
