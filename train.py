@@ -43,6 +43,7 @@ def parse_args(argv):
     p.add_argument("--max-slices", type=int, default=None, help="use only the first N slices")
     p.add_argument("--predictions", type=int, default=8, help="slices to draw predictions for at the end")
     p.add_argument("--no-val-report", action="store_true", help="skip the validation report at the end")
+    p.add_argument("--no-export", action="store_true", help="skip the SavedModel export at the end")
     g = p.add_argument_group("configuration (default: --config, else mrcnn_tf/config.py)")
     g.add_argument("--image-size", type=int, help=f"input side (default {d.image_size})")
     g.add_argument("--weights", help="backbone: none (default), imagenet, or a weights file of Keras' ResNet50")
@@ -92,7 +93,8 @@ def main(argv=None):
         from mrcnn_tf import training
 
         training.train(config, args.data, args.out, args.max_slices, args.predictions,
-                       validation_report=not args.no_val_report, data_format=args.format, skip_bad=args.skip_bad)
+                       validation_report=not args.no_val_report, data_format=args.format, skip_bad=args.skip_bad,
+                       export=not args.no_export)
     except MrcnnError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

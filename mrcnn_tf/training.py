@@ -10,6 +10,7 @@ Run folder layout::
     RUN/tensorboard/                 TensorBoard logs: losses, learning rate, validation figures and overlays
     RUN/best.weights.h5, best.json   the weights with the best validation mask AP50 so far
     RUN/model.weights.h5             the final weights
+    RUN/export/                      the final model as a SavedModel for serving (``mrcnn_tf.export``)
     RUN/predictions/                 overlays and predictions.json for a few training slices
     RUN/val_report/                  the evaluation report of the validation split (as evaluate.py writes)
 """
@@ -32,6 +33,7 @@ from mrcnn_tf.schedules import WarmupSchedule
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 STATE_DIR = "state"
+EXPORT_DIR = "export"
 
 
 def set_precision(mixed_precision):
@@ -83,7 +85,7 @@ def load_examples(config, reader, max_slices=None, verbose=True, skip_bad=False)
 
 
 def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbose=1, validation_report=True,
-          data_format="auto", skip_bad=False):
+          data_format="auto", skip_bad=False, export=True):
     """Train on the dataset at ``data_root`` (any ``data.readers`` format) into the run folder ``out_dir``.
 
     A run folder that already holds a checkpoint is resumed: its own ``config.json`` and ``splits.json`` are
@@ -116,6 +118,10 @@ def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbos
     model.save_weights(os.path.join(out_dir, WEIGHTS_FILE))
     if num_predictions:
         write_predictions(model, items, arrays, os.path.join(out_dir, "predictions"), num_predictions)
+    if export:
+        from mrcnn_tf import export as export_lib  # export imports this module
+
+        export_lib.export_model(model, os.path.join(out_dir, EXPORT_DIR))
     if validation_report:
         write_validation_report(model, reader, all_items, split_map, out_dir, verbose)
     return model

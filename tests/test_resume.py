@@ -25,7 +25,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
                                           "val_every": 0, "warmup_steps": 5})
     config.to_json(config_path)
     command = [sys.executable, "train.py", "--data", data, "--out", run, "--config", config_path,
-               "--predictions", "0", "--no-val-report"]
+               "--predictions", "0", "--no-val-report", "--no-export"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
     first = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -144,3 +144,5 @@ def test_run_folder_has_validation_figures_tensorboard_and_resumable_state(run):
     split = json.load(open(os.path.join(out, "splits.json")))
     assert set(split["train"]).isdisjoint(split["val"]) and set(split["train"]).isdisjoint(split["test"])
     assert os.path.isfile(os.path.join(out, "val_report", "report.json"))
+    assert os.path.isfile(os.path.join(out, "export", "saved_model.pb"))
+    assert json.load(open(os.path.join(out, "export", "export.json")))["image_size"] == 64
