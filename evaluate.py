@@ -10,7 +10,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mrcnn_tf.errors import MrcnnError  # noqa: E402
+from mrcnn_tf.errors import run_command  # noqa: E402
 
 
 def parse_args(argv):
@@ -41,18 +41,14 @@ def main(argv=None):
     if args.from_counts:
         print("\n".join(commands.counts_summary(*args.from_counts)))
         return 0
-    try:
-        if args.model:
-            commands.evaluate_run(args.model, args.data, args.split, args.out, args.score_threshold, args.max_images,
-                                  args.format)
-        else:
-            commands.evaluate_coco_files(args.ground_truth, args.detections, args.out, args.score_threshold)
-    except MrcnnError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"report written to {args.out}")
-    return 0
-
+    if args.model:
+        def run():
+            return commands.evaluate_run(args.model, args.data, args.split, args.out, args.score_threshold,
+                                         args.max_images, args.format)
+    else:
+        def run():
+            return commands.evaluate_coco_files(args.ground_truth, args.detections, args.out, args.score_threshold)
+    return run_command(run, lambda _: f"report written to {args.out}")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,7 +13,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mrcnn_tf.config import Config  # noqa: E402
-from mrcnn_tf.errors import MrcnnError  # noqa: E402
+from mrcnn_tf.errors import run_command  # noqa: E402
 
 # flag -> (config section or None for the top level, field name)
 CONFIG_FLAGS = {
@@ -88,19 +88,16 @@ def config_from_args(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        config = config_from_args(args)
+
+    def run():
         from mrcnn_tf import training
 
-        training.train(config, args.data, args.out, args.max_slices, args.predictions,
-                       validation_report=not args.no_val_report, data_format=args.format, skip_bad=args.skip_bad,
-                       export=not args.no_export)
-    except MrcnnError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"run written to {args.out} (run the same command again to resume it if it is stopped)")
-    return 0
+        return training.train(config_from_args(args), args.data, args.out, args.max_slices, args.predictions,
+                              validation_report=not args.no_val_report, data_format=args.format,
+                              skip_bad=args.skip_bad, export=not args.no_export)
 
+    return run_command(run, lambda _: f"run written to {args.out} (run the same command again to resume it if it "
+                                      "is stopped)")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,10 +22,12 @@ precision.
 import argparse
 import json
 import os
+import sys
 
 import keras
 
 from mrcnn_tf import inference, training
+from mrcnn_tf.errors import run_command
 
 SIGNATURE = "serving_default"
 EXPORT_FILE = "export.json"
@@ -66,8 +68,8 @@ def main(argv=None):
     parser.add_argument("--run", required=True, help="run folder (config.json + model.weights.h5)")
     parser.add_argument("--out", required=True, help="export folder to write")
     args = parser.parse_args(argv)
-    print(export_run(args.run, args.out))
+    return run_command(lambda: export_run(args.run, args.out), lambda path: f"SavedModel written to {path}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -16,13 +16,14 @@ Only detections scoring at least ``--score-threshold`` are written. Shape letter
 import argparse
 import json
 import os
+import sys
 
 import cv2
 import numpy as np
 
 from mrcnn_tf import inference, training, visualize
 from mrcnn_tf.data.folder import IMAGE_EXTENSIONS, read_rgb_image
-from mrcnn_tf.errors import ConfigError, DataError
+from mrcnn_tf.errors import ConfigError, DataError, run_command
 from mrcnn_tf.evaluation.coco import to_coco_results
 from mrcnn_tf.evaluation.records import ImageRecord
 
@@ -138,9 +139,9 @@ def main(argv=None):
     parser.add_argument("--score-threshold", type=float, default=0.5,
                         help="write only detections scoring at least this (default 0.5)")
     args = parser.parse_args(argv)
-    results = predict(args.model, args.images, args.out, args.score_threshold)
-    print(f"{len(results)} detections written to {args.out}")
+    return run_command(lambda: predict(args.model, args.images, args.out, args.score_threshold),
+                       lambda results: f"{len(results)} detections written to {args.out}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
