@@ -26,6 +26,8 @@ def parse_args(argv):
     p.add_argument("--out", help="report folder")
     p.add_argument("--score-threshold", type=float, default=0.5, help="an image is positive at this score")
     p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
+    p.add_argument("--weights", default="final", choices=("final", "best"),
+                   help="with --model: the run's final weights or its best by validation mask AP50")
     args = p.parse_args(argv)
     if args.model and not (args.data and args.out):
         p.error("--model needs --data and --out")
@@ -44,7 +46,7 @@ def main(argv=None):
     if args.model:
         def run():
             return commands.evaluate_run(args.model, args.data, args.split, args.out, args.score_threshold,
-                                         args.max_images, args.format)
+                                         args.max_images, args.format, args.weights)
     else:
         def run():
             return commands.evaluate_coco_files(args.ground_truth, args.detections, args.out, args.score_threshold)

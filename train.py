@@ -44,6 +44,8 @@ def parse_args(argv):
     p.add_argument("--predictions", type=int, default=8, help="slices to draw predictions for at the end")
     p.add_argument("--no-val-report", action="store_true", help="skip the validation report at the end")
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel export at the end")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="stop training after this many minutes of train steps, over all sittings of the run")
     g = p.add_argument_group("configuration (default: --config, else mrcnn_tf/config.py)")
     g.add_argument("--image-size", type=int, help=f"input side (default {d.image_size})")
     g.add_argument("--weights", help="backbone: none (default), imagenet, or a weights file of Keras' ResNet50")
@@ -94,7 +96,7 @@ def main(argv=None):
 
         return training.train(config_from_args(args), args.data, args.out, args.max_slices, args.predictions,
                               validation_report=not args.no_val_report, data_format=args.format,
-                              skip_bad=args.skip_bad, export=not args.no_export)
+                              skip_bad=args.skip_bad, export=not args.no_export, minutes=args.minutes)
 
     return run_command(run, lambda _: f"run written to {args.out} (run the same command again to resume it if it "
                                       "is stopped)")

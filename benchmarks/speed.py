@@ -1,10 +1,19 @@
 """Time one train step and one inference of our Mask R-CNN on this machine; print one JSON line.
 
-    python benchmarks/speed.py [--image-size 256] [--batch-size 1] [--steps 10] [--norm group_norm] [--jit-compile]
+    python benchmarks/speed.py [--image-size 256] [--batch-size 1] [--steps 10] [--norm group_norm]
+                               [--settings torchvision|ours] [--jit-compile] [--no-ours]
 
-Input: synthetic images with one filled ellipse as the only instance. Times are medians after two warm-up
-steps (the first traces the graph); inference is per image; the pipeline figure is the training tf.data
-pipeline alone (with augmentation). Everything but the JSON line goes to stderr.
+Input: synthetic images with one filled ellipse as the only instance, as ``../shared/bench/peer_torchvision.py``.
+Times are medians after two warm-up steps (the first traces the graph); inference is per image; the pipeline
+figure is the training tf.data pipeline alone (with augmentation). GFLOPs are TF's op statistics of the traced
+train step (forward + gradients) and inference graphs (``benchmarks/profile.py``). Everything but the JSON
+line goes to stderr.
+
+``--settings torchvision`` (the default) samples and keeps as torchvision's ``maskrcnn_resnet50_fpn`` does:
+RPN 256 anchors per image at 0.5 positives, 2000/1000 proposals before/after NMS in training and 1000/1000 at
+inference, 512 RoIs per image at 0.25 positives with every positive through the mask head, and at inference a
+score threshold of 0 and 100 detections, all through the mask head. The top-level figures use those settings;
+unless ``--no-ours``, the same figures with our own defaults (``mrcnn_tf.config``) follow under ``"ours"``.
 """
 import argparse
 import json
@@ -24,11 +33,27 @@ from mrcnn_tf.data import pipeline  # noqa: E402
 from mrcnn_tf.data.instances import make_example  # noqa: E402
 from mrcnn_tf.training import compile_model  # noqa: E402
 
+TORCHVISION = {
+    "rpn": {"batch_size_per_image": 256, "positive_fraction": 0.5, "train_pre_nms_topk": 2000,
+            "train_post_nms_topk": 1000, "test_pre_nms_topk": 1000, "test_post_nms_topk": 1000},
+    "roi": {"batch_size_per_image": 512, "positive_fraction": 0.25, "mask_rois_per_image": 128},
+    "inference": {"score_threshold": 0.0, "max_detections": 100},
+}
+
+
+def benchmark_config(settings, image_size, batch_size, norm=None, jit_compile=False):
+    config = Config(image_size=image_size).replace(
+        backbone={"norm": norm}, train={"jit_compile": jit_compile, "batch_size": batch_size}
+    )
+    return config.replace(**TORCHVISION) if settings == "torchvision" else config
+
 
 def synthetic_batch(config, batch_size):
+    """The peer's input: one filled ellipse (centre 0.45/0.55 of the side, radii 0.12/0.18) on a flat image."""
     size = config.image_size
     mask = np.zeros((1, size, size), np.uint8)
-    cv2.ellipse(mask[0], (size // 2, size // 2), (size // 5, size // 7), 0, 0, 360, 1, -1)
+    centre = (int(size * 0.55), int(size * 0.45))
+    cv2.ellipse(mask[0], centre, (int(size * 0.18), int(size * 0.12)), 0, 0, 360, 1, -1)
     image = np.full((size, size, 3), 40, np.uint8)
     image[mask[0] > 0] = 200
     example = make_example(image, mask, np.ones(1, np.int32), size, config.max_instances, "synthetic")
@@ -60,30 +85,96 @@ def pipeline_images_per_s(batch, count=64, batches=200):
     return batches / (time.perf_counter() - start)
 
 
+def graph_gflop(concrete):
+    """GFLOPs of a traced graph by TF's registered op statistics (2 per multiply-add)."""
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph=concrete.graph, options=options).total_float_ops / 1e9
+
+
+def mask_head_gflop(model, rois, training):
+    """GFLOPs of the mask head on ``rois`` RoIs (forward, or forward + gradients when ``training``).
+
+    The model runs its mask head on a dynamic number of RoIs (the positives, or the detections), which the
+    graph statistics cannot count, so the head is counted apart on a static batch of that size.
+    """
+    cfg = model.config
+    pooled = tf.zeros([1, rois, cfg.roi.mask_pool_size, cfg.roi.mask_pool_size, cfg.backbone.fpn_channels])
+
+    @tf.function
+    def head(pooled):
+        with tf.GradientTape() as tape:
+            tape.watch(pooled)
+            loss = tf.reduce_sum(model.mask_head(pooled))
+        return tape.gradient(loss, [pooled] + model.mask_head.trainable_variables) if training else loss
+
+    return graph_gflop(head.get_concrete_function(pooled))
+
+
+def positive_rois(model, batch):
+    """How many positive RoIs (the mask head's batch) one training step of ``batch`` samples."""
+    @tf.function
+    def count(batch):
+        return model.sampled_rois(batch)["positive"]
+
+    cfg = model.config.roi
+    slots = min(cfg.mask_rois_per_image, int(cfg.batch_size_per_image * cfg.positive_fraction))
+    return int(tf.reduce_max(tf.reduce_sum(tf.cast(count(batch)[:, :slots], tf.int32), axis=1)))
+
+
+def train_gflop(model, batch):
+    """GFLOPs of one training step's forward pass and gradients, mask head on its sampled positives."""
+    @tf.function
+    def step(batch):
+        with tf.GradientTape() as tape:
+            loss = model.compute_losses(batch, training=True)["loss"]
+        return tape.gradient(loss, model.trainable_variables)
+
+    rois = positive_rois(model, batch)
+    return graph_gflop(step.get_concrete_function(batch)) + mask_head_gflop(model, rois, True), rois
+
+
+def measure(config, steps):
+    """Train step and inference medians (ms) and GFLOPs of ``config`` on the synthetic batch."""
+    model = compile_model(config)
+    batch = synthetic_batch(config, config.train.batch_size)
+    tensors = {key: tf.constant(value) for key, value in batch.items()}
+    train_ms = median_ms(lambda: model.train_on_batch(batch), steps)
+    infer = tf.function(lambda x: model(x, training=False))
+    images = tensors["images"]
+    infer_ms = median_ms(lambda: infer(images)["masks"].numpy(), steps) / config.train.batch_size
+    detections = int(infer(images)["num_detections"].numpy()[0])
+    train_gf, mask_rois = train_gflop(model, tensors)
+    infer_gf = graph_gflop(infer.get_concrete_function(images)) + mask_head_gflop(model, detections, False)
+    batch_size = config.train.batch_size
+    return {
+        "train_step_ms": round(train_ms, 1), "inference_ms": round(infer_ms, 1),
+        "train_gflop": round(train_gf, 1), "inference_gflop": round(infer_gf / batch_size, 1),
+        "train_gflop_per_s": round(train_gf / train_ms * 1000, 1),
+        "inference_gflop_per_s": round(infer_gf / batch_size / infer_ms * 1000, 1),
+        "detections": detections, "train_mask_rois": mask_rois,
+    }, batch
+
+
 def main():
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--norm", choices=("frozen_bn", "group_norm"), default=None)
+    p.add_argument("--settings", choices=("torchvision", "ours"), default="torchvision")
     p.add_argument("--jit-compile", action="store_true")
+    p.add_argument("--no-ours", action="store_true", help="skip the second measurement with our own defaults")
     args = p.parse_args()
-    config = Config(image_size=args.image_size).replace(
-        backbone={"norm": args.norm}, train={"jit_compile": args.jit_compile, "batch_size": args.batch_size}
-    )
-    model = compile_model(config)
-    batch = synthetic_batch(config, args.batch_size)
-    train_ms = median_ms(lambda: model.train_on_batch(batch), args.steps)
-    images = tf.constant(batch["images"])
-    infer = tf.function(lambda x: model(x, training=False))
-    infer_ms = median_ms(lambda: infer(images)["masks"].numpy(), args.steps) / args.batch_size
-    images_per_s = pipeline_images_per_s(batch)
-    print(json.dumps({
-        "train_step_ms": round(train_ms, 1), "inference_ms": round(infer_ms, 1),
-        "pipeline_images_per_s": round(images_per_s, 1), "image_size": args.image_size,
-        "batch_size": args.batch_size, "norm": config.backbone.resolved_norm, "jit_compile": args.jit_compile,
-        "max_detections": config.inference.max_detections,
-    }))
+    config = benchmark_config(args.settings, args.image_size, args.batch_size, args.norm, args.jit_compile)
+    result, batch = measure(config, args.steps)
+    result["pipeline_images_per_s"] = round(pipeline_images_per_s(batch), 1)
+    result.update({"image_size": args.image_size, "batch_size": args.batch_size, "settings": args.settings,
+                   "norm": config.backbone.resolved_norm, "jit_compile": args.jit_compile})
+    if args.settings == "torchvision" and not args.no_ours:
+        ours = benchmark_config("ours", args.image_size, args.batch_size, args.norm, args.jit_compile)
+        result["ours"], _ = measure(ours, args.steps)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

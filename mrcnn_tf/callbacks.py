@@ -14,6 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+BEST_WEIGHTS_FILE = "best.weights.h5"
+
 
 def global_step(model):
     """The optimizer's step counter (restored with the checkpoint) as a Python int."""
@@ -93,8 +95,42 @@ class CheckpointSaver(keras.callbacks.Callback):
             self.manager.save(checkpoint_number=step)
 
     def on_epoch_end(self, epoch, logs=None):
+        step = global_step(self.model)
+        if logs is not None:
+            logs["step"] = step  # history.csv: the step each epoch's figures were taken at
         if self.diverged_at is None:
-            self.manager.save(checkpoint_number=global_step(self.model))
+            self.manager.save(checkpoint_number=step)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training once the run's train steps have taken ``minutes`` of wall clock, over all its sittings.
+
+    The clock runs from each step's start to its end (graph tracing included; validation, checkpoints and
+    reports excluded) and is kept in ``RUN/train_time.json`` after every step, so a resumed run goes on with
+    the time it has left. Time of steps redone after a kill counts too: it was spent.
+    """
+
+    def __init__(self, path, minutes):
+        super().__init__()
+        self.path, self.budget = path, 60.0 * minutes
+        self.seconds = json.load(open(path))["train_seconds"] if os.path.isfile(path) else 0.0
+        self._start = None
+
+    @property
+    def exhausted(self):
+        return self.seconds >= self.budget
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds += time.perf_counter() - self._start
+        with open(self.path + ".tmp", "w") as f:
+            json.dump({"train_seconds": round(self.seconds, 2), "step": global_step(self.model),
+                       "budget_seconds": self.budget}, f)
+        os.replace(self.path + ".tmp", self.path)
+        if self.exhausted:
+            self.model.stop_training = True
 
 
 class EpochTensorBoard(keras.callbacks.Callback):
@@ -148,7 +184,7 @@ class ValidationMetrics(keras.callbacks.Callback):
         score = figures["val_mask_ap50"]
         if score is None or (self.best is not None and score <= self.best["val_mask_ap50"]):
             return
-        self.model.save_weights(os.path.join(self.out_dir, "best.weights.h5"))
+        self.model.save_weights(os.path.join(self.out_dir, BEST_WEIGHTS_FILE))
         self.best = {"epoch": epoch + 1, "step": global_step(self.model), **figures}
         with open(self.best_path, "w") as f:
             json.dump(self.best, f, indent=1)

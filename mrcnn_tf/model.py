@@ -69,14 +69,36 @@ class MaskRCNN(keras.Model):
         proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=False)  # [B, P, 4]
         class_logits, box_deltas = self.box_head(self.box_roi_align(features[:ROI_LEVELS], proposals))
         detections = self.detection_layer(proposals, valid, class_logits, box_deltas)
-        mask_logits = self.mask_head(self.mask_roi_align(features[:ROI_LEVELS], detections["boxes"]))
-        mask_probs = tf.sigmoid(tf.gather(mask_logits, detections["classes"], axis=4, batch_dims=2))  # [B, D, M, M]
-        mask_probs *= tf.cast(detections["valid"], tf.float32)[..., None, None]
+        mask_probs = self._mask_probs(features, detections)  # [B, D, M, M]
         size = self.config.image_size
         pasted = mask_ops.paste_masks(mask_probs, detections["boxes"], size, size)  # [B, D, S, S]
         detections["mask_probs"] = mask_probs
         detections["masks"] = tf.cast(pasted >= self.config.inference.mask_threshold, tf.uint8)
         return detections
+
+    def _mask_probs(self, features, detections):
+        """Mask probabilities ``[B, D, M, M]`` of the detections' classes (0 for padding slots).
+
+        Valid detections come first, so the mask head runs on the first ``max(num_detections)`` slots only.
+        """
+        slots = detections["boxes"].shape[1]
+        count = self._head_count(slots, detections["num_detections"])
+        boxes, classes = detections["boxes"][:, :count], detections["classes"][:, :count]
+        mask_logits = self.mask_head(self.mask_roi_align(features[:ROI_LEVELS], boxes))  # [B, count, M, M, K]
+        mask_probs = tf.sigmoid(tf.gather(mask_logits, classes, axis=4, batch_dims=2))
+        mask_probs *= tf.cast(detections["valid"][:, :count], tf.float32)[..., None, None]
+        return tf.pad(mask_probs, [[0, 0], [0, slots - count], [0, 0], [0, 0]])
+
+    def _head_count(self, slots, counts):
+        """How many of ``slots`` leading RoI slots the mask head runs on, for per-image ``counts`` ``[B]``.
+
+        The mask head costs ~1 GFLOP per RoI forward, so it skips padding: with a dynamic count it runs on the
+        largest count of the batch, and on at least one slot (a 1x1 conv of an empty batch fails on oneDNN).
+        Under XLA (``train.jit_compile``) shapes must be static: all slots.
+        """
+        if self.config.train.jit_compile:
+            return slots
+        return tf.clip_by_value(tf.reduce_max(counts), 1, slots)
 
     def extract_features(self, images, training=False):
         """Backbone + FPN: ``[B, S, S, 3]`` 0-255 -> ``[P2, P3, P4, P5, P6]``."""
@@ -89,16 +111,26 @@ class MaskRCNN(keras.Model):
         features = self.extract_features(batch["images"], training=training)
         rpn_logits, rpn_deltas = self.rpn_head(features)
         values = self._rpn_losses(rpn_logits, rpn_deltas, gt_boxes, gt_classes)
-        proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=True)
-        cfg = self.config.roi
-        rois = targets.sample_rois(
-            proposals, valid, gt_boxes, gt_classes, cfg.batch_size_per_image, cfg.positive_fraction,
-            cfg.positive_iou, cfg.negative_iou, cfg.box_weights,
-        )
+        rois = self._sample_rois(rpn_logits, rpn_deltas, gt_boxes, gt_classes)
         values.update(self._box_losses(features, rois))
         values["mask"] = self._mask_loss(features, rois, batch["gt_masks"])
         values["loss"] = tf.add_n([values[name] for name in LOSS_NAMES])
         return values
+
+    def sampled_rois(self, batch):
+        """The RoIs a training step of ``batch`` samples for the heads (see ``targets.sample_rois``)."""
+        features = self.extract_features(batch["images"], training=False)
+        rpn_logits, rpn_deltas = self.rpn_head(features)
+        gt_boxes, gt_classes = tf.cast(batch["gt_boxes"], tf.float32), tf.cast(batch["gt_classes"], tf.int32)
+        return self._sample_rois(rpn_logits, rpn_deltas, gt_boxes, gt_classes)
+
+    def _sample_rois(self, rpn_logits, rpn_deltas, gt_boxes, gt_classes):
+        proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=True)
+        cfg = self.config.roi
+        return targets.sample_rois(
+            proposals, valid, gt_boxes, gt_classes, cfg.batch_size_per_image, cfg.positive_fraction,
+            cfg.positive_iou, cfg.negative_iou, cfg.box_weights,
+        )
 
     def _rpn_losses(self, rpn_logits, rpn_deltas, gt_boxes, gt_classes):
         cfg = self.config.rpn
@@ -123,7 +155,8 @@ class MaskRCNN(keras.Model):
     def _mask_loss(self, features, rois, gt_masks):
         cfg = self.config.roi
         # Positives come first among the sampled RoIs (in random order), so the first ones suffice.
-        count = min(cfg.mask_rois_per_image, int(cfg.batch_size_per_image * cfg.positive_fraction))
+        slots = min(cfg.mask_rois_per_image, int(cfg.batch_size_per_image * cfg.positive_fraction))
+        count = self._head_count(slots, tf.reduce_sum(tf.cast(rois["positive"], tf.int32), axis=1))
         mask_rois = rois["rois"][:, :count]  # [B, R_mask, 4]
         mask_logits = self.mask_head(self.mask_roi_align(features[:ROI_LEVELS], mask_rois))  # [B, R_mask, M, M, K]
         mask_target = targets.mask_targets(gt_masks, mask_rois, rois["matched_gt"][:, :count], cfg.mask_size)

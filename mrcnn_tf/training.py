@@ -5,7 +5,8 @@ Run folder layout::
     RUN/config.json                  the configuration trained with (Config.to_json)
     RUN/splits.json                  the patient-level train / val / test split (training uses train only)
     RUN/state/                       resumable checkpoints (model, optimizer, step); see ``callbacks``
-    RUN/history.csv                  the losses and validation figures of every epoch
+    RUN/history.csv                  the losses and validation figures of every epoch (and its last step)
+    RUN/train_time.json              wall-clock seconds of training so far, with a time budget (``minutes``)
     RUN/steps.csv                    the losses, learning rate and milliseconds of every step
     RUN/tensorboard/                 TensorBoard logs: losses, learning rate, validation figures and overlays
     RUN/best.weights.h5, best.json   the weights with the best validation mask AP50 so far
@@ -32,6 +33,7 @@ from mrcnn_tf.schedules import WarmupSchedule
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
+TIME_FILE = "train_time.json"
 STATE_DIR = "state"
 EXPORT_DIR = "export"
 
@@ -85,12 +87,14 @@ def load_examples(config, reader, max_slices=None, verbose=True, skip_bad=False)
 
 
 def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbose=1, validation_report=True,
-          data_format="auto", skip_bad=False, export=True):
+          data_format="auto", skip_bad=False, export=True, minutes=None):
     """Train on the dataset at ``data_root`` (any ``data.readers`` format) into the run folder ``out_dir``.
 
     A run folder that already holds a checkpoint is resumed: its own ``config.json`` and ``splits.json`` are
     used and training continues from the last checkpoint's step. The config's ``class_names`` become the
-    dataset's. Returns the model; raises :class:`TrainingDiverged` when the loss stops being finite.
+    dataset's. ``minutes`` bounds the wall-clock time of the train steps over all sittings of the run
+    (:class:`callbacks.TimeBudget`); training ends at the configured epochs or there, whichever comes first.
+    Returns the model; raises :class:`TrainingDiverged` when the loss stops being finite.
     """
     reader = readers.open_dataset(data_root, data_format)
     config, resuming = run_config(out_dir, config.replace(class_names=tuple(reader.class_names)))
@@ -110,8 +114,9 @@ def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbos
     if resuming:
         print(f"resuming {out_dir} from step {step} (checkpoint {manager.latest_checkpoint})", file=sys.stderr)
     saver = callbacks.CheckpointSaver(manager, config.train.checkpoint_every)
-    fit_epochs(model, config, arrays, val_arrays, step, run_callbacks(saver, reader, val_items, out_dir, config),
-               saver, verbose)
+    budget = callbacks.TimeBudget(os.path.join(out_dir, TIME_FILE), minutes) if minutes else None
+    callback_list = run_callbacks(saver, reader, val_items, out_dir, config) + ([budget] if budget else [])
+    fit_epochs(model, config, arrays, val_arrays, step, callback_list, saver, verbose, budget)
     if saver.diverged_at is not None:
         raise TrainingDiverged(f"the loss became NaN or infinite at step {saver.diverged_at}; training stopped and "
                                f"the last good checkpoint is {manager.latest_checkpoint}")
@@ -161,15 +166,16 @@ def run_callbacks(saver, reader, val_items, out_dir, config):
     ]
 
 
-def fit_epochs(model, config, arrays, val_arrays, step, callback_list, saver, verbose):
+def fit_epochs(model, config, arrays, val_arrays, step, callback_list, saver, verbose, budget=None):
     """Train from global ``step`` to the last epoch; a partly done epoch is finished first. With ``val_arrays``
-    the validation losses are computed every ``val_every`` epochs."""
+    the validation losses are computed every ``val_every`` epochs. An exhausted ``budget`` (a
+    :class:`callbacks.TimeBudget`) ends training after the epoch it stopped (validated and checkpointed)."""
     train = config.train
     validation = None
     if val_arrays is not None and train.val_every:
         validation = pipeline.make_dataset(val_arrays, train.batch_size, training=False)
     epoch, done_in_epoch = divmod(step, train.steps_per_epoch)
-    while epoch < train.epochs:
+    while epoch < train.epochs and not (budget and budget.exhausted):
         dataset = pipeline.make_training_dataset(arrays, train.batch_size, train.seed, epoch * train.steps_per_epoch
                                                  + done_in_epoch, train.augment)
         model.fit(dataset, initial_epoch=epoch, epochs=epoch + 1 if done_in_epoch else train.epochs,
@@ -219,13 +225,19 @@ def subset(arrays, indices):
     return {key: value[indices] for key, value in arrays.items()}
 
 
-def load_run(run_dir):
-    """The model of a run folder, with its final weights (no pre-trained download: the run's weights win)."""
+def load_run(run_dir, weights="final"):
+    """The model of a run folder with its ``"final"`` weights or its ``"best"`` (by validation mask AP50);
+    no pre-trained download: the run's weights win."""
+    if weights not in ("final", "best"):
+        raise ConfigError(f"weights must be 'final' or 'best', got {weights!r}")
+    path = os.path.join(run_dir, WEIGHTS_FILE if weights == "final" else callbacks.BEST_WEIGHTS_FILE)
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path} does not exist: the run has no {weights} weights (has it finished?)")
     config = Config.from_json(os.path.join(run_dir, CONFIG_FILE))
     config = config.replace(backbone={"weights": "none", "norm": config.backbone.resolved_norm})
     set_precision(config.train.mixed_precision)
     model = build_model(config)
-    model.load_weights(os.path.join(run_dir, WEIGHTS_FILE))
+    model.load_weights(path)
     return model
 
 

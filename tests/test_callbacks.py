@@ -1,5 +1,6 @@
 """Run callbacks: checkpoints every N steps, NaN stops the run without saving, per-step CSV."""
 import csv
+import json
 import math
 
 import keras
@@ -52,3 +53,25 @@ def test_step_logger_writes_each_steps_own_loss(tmp_path):
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
     np.testing.assert_allclose([float(r["loss"]) for r in rows], [1, 9, 25], rtol=1e-5)
     assert all(math.isfinite(float(r["ms"])) for r in rows)
+
+
+def test_time_budget_stops_training_and_carries_over_to_the_next_sitting(tmp_path, monkeypatch):
+    model, _ = _model_and_manager(tmp_path)
+    path = str(tmp_path / "train_time.json")
+    clock = iter(float(t) for t in range(1000))  # every perf_counter call is one second later
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    budget = callbacks.TimeBudget(path, minutes=3 / 60)  # 3 seconds: three one-second steps
+    model.fit(np.ones((10, 2)), np.ones((10, 1)), batch_size=1, epochs=1, callbacks=[budget], verbose=0)
+    assert budget.exhausted and int(model.optimizer.iterations.numpy()) == 3
+    saved = json.load(open(path))
+    assert saved["train_seconds"] == 3.0 and saved["step"] == 3
+    later = callbacks.TimeBudget(path, minutes=5 / 60)  # a resumed run with a larger budget has 2 s left
+    model.fit(np.ones((10, 2)), np.ones((10, 1)), batch_size=1, epochs=1, callbacks=[later], verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 5
+
+
+def test_epoch_end_records_the_step_in_the_logs(tmp_path):
+    model, manager = _model_and_manager(tmp_path)
+    history = model.fit(np.ones((4, 2)), np.ones((4, 1)), batch_size=1, epochs=2, verbose=0,
+                        callbacks=[callbacks.CheckpointSaver(manager, every=100)])
+    assert history.history["step"] == [4, 8]

@@ -105,3 +105,47 @@ def test_overfits_two_ellipses_and_finds_both():
     assert found_big["masks"].shape[1:] == (2 * SIZE, 2 * SIZE)
     order, order_big = np.argsort(found["scores"])[::-1][:2], np.argsort(found_big["scores"])[::-1][:2]
     np.testing.assert_allclose(found_big["boxes"][order_big], 2 * found["boxes"][order], atol=1.0)
+
+
+def _static_twin(model):
+    """The same model with static head shapes (the XLA path: the mask head runs on every slot)."""
+    config = model.config.replace(train={"jit_compile": True})
+    twin = build_model(config)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def test_mask_head_on_the_detections_only_matches_every_slot():
+    config = tiny_config(inference={"score_threshold": 0.0, "max_detections": 6})
+    model = build_model(config)
+    _, _, batch = ellipse_batch(config)
+    images = np.concatenate([batch["images"], np.zeros_like(batch["images"])])
+    dynamic, static = model(images), _static_twin(model)(images)
+    for key in ("boxes", "mask_probs", "masks", "num_detections"):
+        np.testing.assert_allclose(dynamic[key], static[key], atol=1e-5, err_msg=key)
+
+
+def test_mask_loss_on_the_positives_only_matches_every_slot():
+    config = tiny_config(roi={"mask_rois_per_image": 8})
+    model = build_model(config)
+    twin = _static_twin(model)
+    _, _, batch = ellipse_batch(config)
+    features = model.extract_features(batch["images"])
+    rois = model.sampled_rois(batch)
+    assert 0 < int(tf.reduce_sum(tf.cast(rois["positive"], tf.int32))) < 8  # slots beyond the positives exist
+    np.testing.assert_allclose(model._mask_loss(features, rois, batch["gt_masks"]),
+                               twin._mask_loss(features, rois, batch["gt_masks"]), rtol=1e-5)
+
+
+def test_no_positive_roi_gives_a_zero_mask_loss_and_finite_gradients():
+    config = tiny_config()
+    model = build_model(config)
+    image = np.full((1, SIZE, SIZE, 3), 30, np.uint8)
+    batch = {"images": image, "gt_boxes": np.zeros((1, config.max_instances, 4), np.float32),
+             "gt_classes": -np.ones((1, config.max_instances), np.int32),
+             "gt_masks": np.zeros((1, config.max_instances, SIZE, SIZE), np.uint8)}
+    with tf.GradientTape() as tape:
+        values = model.compute_losses(batch)
+    assert float(values["mask"]) == 0.0
+    gradients = tape.gradient(values["loss"], model.trainable_variables)
+    assert all(np.isfinite(g).all() for g in gradients if g is not None)

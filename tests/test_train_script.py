@@ -41,6 +41,7 @@ def run(tmp_path_factory):
     result = _run_train(
         "--data", data, "--out", out, "--epochs", "1", "--steps-per-epoch", "2", "--image-size", "64",
         "--predictions", "2", "--split-ratios", "0.5", "0.5", "0",  # one patient to train on, one to validate
+        "--minutes", "30",  # a time budget the run never reaches: its clock is still kept
     )
     return result, data, out
 
@@ -121,6 +122,22 @@ def test_load_run_restores_the_saved_weights(run):
     assert first["masks"].shape[1:] == (96, 96)
     for key in ("boxes", "scores", "classes", "masks"):
         np.testing.assert_array_equal(first[key], second[key])
+
+
+def test_best_weights_load_and_the_run_keeps_its_clock_and_steps(run):
+    _, _, out = run
+    from mrcnn_tf import training
+    from mrcnn_tf.errors import ConfigError
+
+    model = training.load_run(out, "best")
+    assert _fingerprints([w.numpy() for w in model.weights]) == _fingerprints(
+        _weight_arrays(os.path.join(out, "best.weights.h5")))
+    with pytest.raises(ConfigError, match="'final' or 'best'"):
+        training.load_run(out, "last")
+    clock = json.load(open(os.path.join(out, "train_time.json")))
+    assert clock["step"] == 2 and 0 < clock["train_seconds"] < 600 and clock["budget_seconds"] == 1800
+    history = list(csv.DictReader(open(os.path.join(out, "history.csv"))))
+    assert [row["step"] for row in history] == ["2"]
 
 
 def test_missing_data_folder_exits_with_code_2_naming_it(tmp_path):

@@ -19,8 +19,10 @@ def evaluate_items(model, reader, items, out_dir, score_threshold=0.5, source=No
     return figures
 
 
-def evaluate_run(run_dir, data_root, split, out_dir, score_threshold=0.5, max_images=None, data_format="auto"):
-    """``evaluate.py --model RUN --data PATH --split NAME``: the run's model on one split of the data."""
+def evaluate_run(run_dir, data_root, split, out_dir, score_threshold=0.5, max_images=None, data_format="auto",
+                 weights="final"):
+    """``evaluate.py --model RUN --data PATH --split NAME``: the run's model (its ``"final"`` or ``"best"``
+    weights) on one split of the data."""
     from mrcnn_tf.training import load_run  # TensorFlow only for this mode
 
     reader = readers.open_dataset(data_root, data_format)
@@ -31,8 +33,8 @@ def evaluate_run(run_dir, data_root, split, out_dir, score_threshold=0.5, max_im
             raise DataError(f"{path}: the run has no splits file; evaluate with --split all")
         items = splits.select(items, splits.read_splits(path), split)
     items = items[:max_images]
-    source = {"model": run_dir, "data": data_root, "split": split}
-    return evaluate_items(load_run(run_dir), reader, items, out_dir, score_threshold, source)
+    source = {"model": run_dir, "weights": weights, "data": data_root, "split": split}
+    return evaluate_items(load_run(run_dir, weights), reader, items, out_dir, score_threshold, source)
 
 
 def evaluate_coco_files(ground_truth, detections, out_dir, score_threshold=0.5):

@@ -151,6 +151,53 @@ def _dice_histogram(ax, values):
     ax.grid(True, axis="y", alpha=0.4)
 
 
+# --- learning curve -----------------------------------------------------------------------------------------
+
+LOSS_CURVES = ("loss", "rpn_objectness", "rpn_box", "cls", "box", "mask")
+VALIDATION_CURVES = ("val_box_ap50", "val_mask_ap50", "val_f1")
+
+
+def moving_average(values, window):
+    """Trailing mean of ``values`` ``[N]`` over up to ``window`` points (shorter at the start), ``[N]``."""
+    values = np.asarray(values, np.float64)
+    sums = np.cumsum(np.concatenate([[0.0], values]))
+    ends = np.arange(1, values.size + 1)
+    starts = np.maximum(ends - window, 0)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def plot_learning_curve(steps, history, path, window=50):
+    """Training losses (moving average over ``window`` steps) and validation figures against the step.
+
+    Args:
+      steps: dict column -> array ``[N]`` of a run's ``steps.csv`` (``step`` and the loss columns).
+      history: dict column -> array ``[E]`` of its ``history.csv`` (``step`` and ``val_*`` columns; NaN where
+        an epoch was not validated).
+      path: where to write the PNG.
+    Returns:
+      ``path``.
+    """
+    with _figure(path, (12, 4.5)) as fig:
+        losses, figures = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+        for name in LOSS_CURVES:
+            if name in steps and len(steps[name]):
+                losses.plot(steps["step"], moving_average(steps[name], window), label=name,
+                            linewidth=2 if name == "loss" else 1)
+        losses.set(yscale="log", xlabel="step", ylabel=f"loss (mean of the last {window} steps)",
+                   title="training losses")
+        losses.legend(fontsize=8)
+        losses.grid(True, alpha=0.4)
+        for name in VALIDATION_CURVES:
+            values = np.asarray(history.get(name, []), np.float64)
+            shown = np.isfinite(values)
+            if shown.any():
+                figures.plot(np.asarray(history["step"])[shown], values[shown], marker="o", label=name)
+        figures.set(ylim=(0, 1), xlabel="step", ylabel="validation figure", title="validation (equation 3, F1)")
+        figures.legend(fontsize=8, loc="lower right")
+        figures.grid(True, alpha=0.4)
+    return path
+
+
 # --- overlays -----------------------------------------------------------------------------------------------
 
 def _evenly_spread(indices, count):

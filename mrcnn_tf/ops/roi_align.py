@@ -54,8 +54,20 @@ def _corner_weights(position, size):
     return tf.cast(low, tf.int32), tf.cast(high, tf.int32), (1.0 - frac) * valid, frac * valid
 
 
+def _taps(low, high, low_weight, high_weight, output_size, sampling_ratio):
+    """One axis' bilinear taps per bin: indices and weights ``[B, R, out, r, 2]`` (low and high corner)."""
+    shape = tf.concat([tf.shape(low)[:2], [output_size, sampling_ratio, 2]], 0)
+    index = tf.reshape(tf.stack([low, high], axis=-1), shape)
+    weight = tf.reshape(tf.stack([low_weight, high_weight], axis=-1), shape)
+    return index, weight
+
+
 def roi_align_flat(flat_features, boxes, heights, widths, offsets, output_size, sampling_ratio):
     """RoIAlign on flattened feature maps; the building block of both public RoIAlign functions.
+
+    Each output cell is a weighted sum of ``T = 4 r^2`` feature cells (``r x r`` samples, 4 bilinear corners
+    each): one ``tf.gather`` fetches all taps of all RoIs, and one batched matmul with the tap weights (which
+    include the ``1 / r^2`` of the average) sums them. Its gradient is one segment sum.
 
     Args:
       flat_features: ``[B, T, C]``, maps flattened row-major and concatenated.
@@ -67,27 +79,23 @@ def roi_align_flat(flat_features, boxes, heights, widths, offsets, output_size, 
     Returns:
       ``[B, R, out, out, C]`` in the features' dtype.
     """
-    y = _axis_samples(boxes[..., 0], boxes[..., 2] - boxes[..., 0], output_size, sampling_ratio)  # [B, R, P]
-    x = _axis_samples(boxes[..., 1], boxes[..., 3] - boxes[..., 1], output_size, sampling_ratio)  # [B, R, Q]
-    y0, y1, wy0, wy1 = _corner_weights(y, heights)
-    x0, x1, wx0, wx1 = _corner_weights(x, widths)
-    row_stride = widths[..., None, None]
-    base = offsets[..., None, None]
+    out, r = output_size, sampling_ratio
+    y = _axis_samples(boxes[..., 0], boxes[..., 2] - boxes[..., 0], out, r)  # [B, R, out * r]
+    x = _axis_samples(boxes[..., 1], boxes[..., 3] - boxes[..., 1], out, r)
+    rows, row_weights = _taps(*_corner_weights(y, heights), out, r)  # [B, R, out, r, 2]
+    cols, col_weights = _taps(*_corner_weights(x, widths), out, r)
+    # Taps of bin (i, j): rows [i, s, a] x cols [j, t, c] -> [B, R, out_i, out_j, r_s, 2_a, r_t, 2_c].
+    rows, row_weights = rows[:, :, :, None, :, :, None, None], row_weights[:, :, :, None, :, :, None, None]
+    cols, col_weights = cols[:, :, None, :, None, None, :, :], col_weights[:, :, None, :, None, None, :, :]
+    index = offsets[..., None, None, None, None, None, None] + rows * widths[..., None, None, None, None, None, None] + cols
+    weight = row_weights * col_weights / float(r * r)
     batch, rois = tf.shape(boxes)[0], tf.shape(boxes)[1]
-    channels = flat_features.shape[-1]
-    dtype = flat_features.dtype
-
-    def corner(rows, cols, row_weight, col_weight):
-        index = base + rows[..., :, None] * row_stride + cols[..., None, :]  # [B, R, P, Q]
-        values = tf.gather(flat_features, tf.reshape(index, [batch, -1]), batch_dims=1)  # [B, R*P*Q, C]
-        weight = row_weight[..., :, None] * col_weight[..., None, :]  # [B, R, P, Q]
-        return tf.reshape(values, tf.concat([tf.shape(index), [channels]], 0)) * tf.cast(weight, dtype)[..., None]
-
-    samples = corner(y0, x0, wy0, wx0) + corner(y0, x1, wy0, wx1) + corner(y1, x0, wy1, wx0) + corner(y1, x1, wy1, wx1)
-    samples = tf.reshape(
-        samples, [batch, rois, output_size, sampling_ratio, output_size, sampling_ratio, channels]
-    )
-    return tf.reduce_mean(samples, axis=[3, 5])  # [B, R, out, out, C]
+    channels, taps = flat_features.shape[-1], 4 * r * r
+    values = tf.gather(flat_features, tf.reshape(index, [batch, -1]), batch_dims=1)  # [B, R*out*out*taps, C]
+    values = tf.reshape(values, [-1, taps, channels])  # [B*R*out*out, taps, C]
+    weight = tf.cast(tf.reshape(weight, [-1, 1, taps]), flat_features.dtype)
+    pooled = tf.matmul(weight, values)  # [B*R*out*out, 1, C]
+    return tf.reshape(pooled, [batch, rois, out, out, channels])
 
 
 def roi_align(features, boxes, output_size, sampling_ratio=2, spatial_scale=1.0):

@@ -186,3 +186,15 @@ def test_overlay_sample_keeps_slices_with_and_without_tumour():
 def test_overlay_sample_takes_all_that_fit_and_spreads_one_kind():
     assert plots.overlay_indices([make_record(i) for i in range(3)], max_tiles=4) == [0, 1, 2]
     assert plots.overlay_indices([make_record(i) for i in range(9)], max_tiles=3) == [0, 4, 8]
+
+
+def test_moving_average_is_trailing_and_shorter_at_the_start():
+    np.testing.assert_allclose(plots.moving_average([1, 2, 3, 4, 5], 2), [1, 1.5, 2.5, 3.5, 4.5])
+    np.testing.assert_allclose(plots.moving_average([2.0], 50), [2.0])
+
+
+def test_learning_curve_writes_a_png_with_unvalidated_epochs(tmp_path):
+    steps = {"step": np.arange(1, 101), "loss": np.linspace(2, 0.5, 100), "mask": np.linspace(0.7, 0.2, 100)}
+    history = {"step": [50, 100], "val_box_ap50": [np.nan, 0.4], "val_mask_ap50": [np.nan, 0.3]}
+    path = plots.plot_learning_curve(steps, history, str(tmp_path / "curve.png"))
+    assert open(path, "rb").read(8) == PNG_SIGNATURE

@@ -1,0 +1,48 @@
+"""benchmarks/accuracy.py: its configurations are valid, and its summary reads the report it wrote."""
+import importlib.util
+import os
+
+import pytest
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def accuracy():
+    spec = importlib.util.spec_from_file_location("accuracy", os.path.join(PROJECT, "benchmarks", "accuracy.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paper_configuration_is_table_2(accuracy):
+    config = accuracy.make_config("paper")
+    assert config.image_size == 256
+    train = config.train
+    assert (train.batch_size, train.learning_rate, train.steps_per_epoch, train.epochs) == (1, 0.001, 200, 30)
+    assert train.lr_schedule == "constant"
+
+
+def test_best_configuration_is_valid(accuracy):
+    config = accuracy.make_config("best")
+    assert config.train.epochs * config.train.steps_per_epoch > 0
+
+
+def test_summary_reads_the_report(accuracy):
+    report = {
+        "image_level": {"precision": 0.9, "recall": 0.8, "f1": 0.847, "tp": 8, "fp": 1, "fn": 2, "tn": 5},
+        "iou": {"instance_mean": 0.7}, "ap": {"box_ap50": 0.91, "mask_ap50": None},
+        "coco": {"box": {"ap": 0.4}, "mask": {"ap": 0.35}},
+        "dice": {"per_patient_mean": 0.8, "per_slice_mean": 0.75},
+    }
+    summary = accuracy.summarise(report)
+    assert summary["f1"] == 0.847 and summary["box_ap50"] == 0.91 and summary["mask_ap50"] is None
+    assert summary["coco_mask_ap"] == 0.35 and summary["dice_per_patient"] == 0.8 and summary["tn"] == 5
+
+
+def test_csv_columns_read_na_as_nan(accuracy, tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,step,val_box_ap50\n0,200,NA\n1,400,0.5\n")
+    columns = accuracy.read_columns(str(path))
+    assert columns["step"] == [200.0, 400.0]
+    assert columns["val_box_ap50"][0] != columns["val_box_ap50"][0] and columns["val_box_ap50"][1] == 0.5
