@@ -87,7 +87,8 @@ def roi_align_flat(flat_features, boxes, heights, widths, offsets, output_size, 
     # Taps of bin (i, j): rows [i, s, a] x cols [j, t, c] -> [B, R, out_i, out_j, r_s, 2_a, r_t, 2_c].
     rows, row_weights = rows[:, :, :, None, :, :, None, None], row_weights[:, :, :, None, :, :, None, None]
     cols, col_weights = cols[:, :, None, :, None, None, :, :], col_weights[:, :, None, :, None, None, :, :]
-    index = offsets[..., None, None, None, None, None, None] + rows * widths[..., None, None, None, None, None, None] + cols
+    per_roi = (slice(None), slice(None)) + (None,) * 6  # [B, R] -> [B, R, 1, 1, 1, 1, 1, 1]
+    index = offsets[per_roi] + rows * widths[per_roi] + cols
     weight = row_weights * col_weights / float(r * r)
     batch, rois = tf.shape(boxes)[0], tf.shape(boxes)[1]
     channels, taps = flat_features.shape[-1], 4 * r * r
