@@ -33,7 +33,7 @@ CONFIGS = {
     "paper": {"train": {"learning_rate": 0.001, "lr_schedule": "constant", "batch_size": 1,
                         "steps_per_epoch": 200, "epochs": 30}},
     "best": {"train": {"learning_rate": 0.01, "lr_schedule": "cosine", "warmup_steps": 200, "batch_size": 1,
-                       "steps_per_epoch": 250, "epochs": 16}},
+                       "steps_per_epoch": 250, "epochs": 20}},
 }
 SUMMARY_KEYS = {
     "precision": ("image_level", "precision"), "recall": ("image_level", "recall"), "f1": ("image_level", "f1"),

@@ -13,10 +13,11 @@ Detectron defaults (which are for ~800-pixel COCO images):
 * Sampling: 256 anchors per image for the RPN (as Detectron); 128 RoIs per image for the heads (Detectron: 512)
   because a 256-px slice yields few distinct proposals; proposal counts (pre-NMS per level / post-NMS) are a
   quarter of Detectron's 2000/1000 in training and 1000/1000 at inference, for the same reason.
-* Mask head budget: its four 3x3 convs of 256 channels cost ~7 GFLOP per 32 RoIs each, forward, more than the
-  whole backbone. In training it sees at most ``mask_rois_per_image = 16`` of the sampled positives (a random
-  subset: the sampler shuffles them), at inference the ``max_detections = 20`` best detections; a slice holds
-  at most 4 tumours in the LGG data. Benchmarks that compare with torchvision set 100 detections explicitly.
+* Mask head budget: its four 3x3 convs of 256 channels cost ~1 GFLOP per RoI forward, ~3 with gradients. It
+  runs only on the RoIs that need it: in training on the sampled positives, at most ``mask_rois_per_image = 16``
+  of them (a random subset: the sampler shuffles them), at inference on the valid ones of the
+  ``max_detections = 20`` best detections; a slice holds at most 4 tumours in the LGG data. Benchmarks that
+  compare with torchvision set its 512 RoIs and 100 detections explicitly.
 
 Everything is plain data and serialises to JSON (``Config.to_json`` / ``Config.from_json``), so a run folder
 records exactly the configuration it trained with.
