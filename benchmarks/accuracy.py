@@ -44,7 +44,16 @@ SUMMARY_KEYS = {
 
 
 def make_config(name):
+    """The package defaults with the configuration ``name``'s changes (``CONFIGS``)."""
     return Config().replace(**CONFIGS[name])
+
+
+def read_json(path):
+    """The JSON content of ``path``, or None when the file does not exist."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 def read_columns(path):
@@ -84,19 +93,22 @@ def run(args):
     history = read_columns(os.path.join(args.out, "history.csv"))
     steps = read_columns(os.path.join(args.out, "steps.csv"))
     plots.plot_learning_curve(steps, history, os.path.join(args.out, "learning_curve.png"))
+    best = read_json(os.path.join(args.out, "best.json"))
+    if best is None:  # no validation AP yet (e.g. the budget ended before the first epoch end)
+        print("no best weights by validation: scoring the final weights", file=sys.stderr)
+    weights = "final" if best is None else "best"
     report = commands.evaluate_run(args.out, args.data, "test", os.path.join(args.out, "test_report"),
-                                   weights="best")
-    time_file = os.path.join(args.out, training.TIME_FILE)
-    train_seconds = json.load(open(time_file))["train_seconds"] if os.path.isfile(time_file) else None
-    with open(os.path.join(args.out, "best.json")) as f:
-        best = json.load(f)
+                                   weights=weights)
+    clock = read_json(os.path.join(args.out, training.TIME_FILE))
+    train_seconds = None if clock is None else clock["train_seconds"]
+    run_config = read_json(os.path.join(args.out, training.CONFIG_FILE))  # a resumed run keeps its own
     summary = {
-        "config": args.config, "data": args.data, "minutes_budget": args.minutes,
+        "config": args.config, "data": args.data, "minutes_budget": args.minutes, "weights": weights,
         "train_minutes": None if train_seconds is None else round(train_seconds / 60, 1),
         "steps": int(steps["step"][-1]), "best": best, "test": summarise(report),
         "this_sitting_wall_minutes": {"training": round((trained_at - started) / 60, 1),
                                       "test_report": round((time.time() - trained_at) / 60, 1)},
-        "settings": CONFIGS[args.config],
+        "train_settings": run_config["train"],
     }
     with open(os.path.join(args.out, "accuracy.json"), "w") as f:
         json.dump(summary, f, indent=1)

@@ -6,7 +6,7 @@
 Input: synthetic images with one filled ellipse as the only instance, as ``../shared/bench/peer_torchvision.py``.
 Times are medians after two warm-up steps (the first traces the graph); inference is per image; the pipeline
 figure is the training tf.data pipeline alone (with augmentation). GFLOPs are TF's op statistics of the traced
-train step (forward + gradients) and inference graphs (``benchmarks/profile.py``). Everything but the JSON
+train step (forward + gradients) and inference graphs (``benchmarks/profile_stages.py``). Everything but the JSON
 line goes to stderr.
 
 ``--settings torchvision`` (the default) samples and keeps as torchvision's ``maskrcnn_resnet50_fpn`` does:
@@ -42,6 +42,7 @@ TORCHVISION = {
 
 
 def benchmark_config(settings, image_size, batch_size, norm=None, jit_compile=False):
+    """Our defaults at ``image_size`` / ``batch_size``, with torchvision's sampling when ``settings`` says so."""
     config = Config(image_size=image_size).replace(
         backbone={"norm": norm}, train={"jit_compile": jit_compile, "batch_size": batch_size}
     )
@@ -92,14 +93,17 @@ def graph_gflop(concrete):
     return tf.compat.v1.profiler.profile(graph=concrete.graph, options=options).total_float_ops / 1e9
 
 
-def mask_head_gflop(model, rois, training):
-    """GFLOPs of the mask head on ``rois`` RoIs (forward, or forward + gradients when ``training``).
+def mask_head_gflop(model, batch_size, rois, training):
+    """GFLOPs of the mask head on ``batch_size x rois`` RoIs (forward, or forward + gradients when ``training``).
 
-    The model runs its mask head on a dynamic number of RoIs (the positives, or the detections), which the
-    graph statistics cannot count, so the head is counted apart on a static batch of that size.
+    The model runs its mask head on a dynamic number of RoIs per image (the largest count of positives, or of
+    detections, in the batch), which the graph statistics cannot count, so the head is counted apart on a static
+    batch of that size. Under XLA the head runs on static slots the graph statistics already count: 0 here.
     """
     cfg = model.config
-    pooled = tf.zeros([1, rois, cfg.roi.mask_pool_size, cfg.roi.mask_pool_size, cfg.backbone.fpn_channels])
+    if cfg.train.jit_compile:
+        return 0.0
+    pooled = tf.zeros([batch_size, rois, cfg.roi.mask_pool_size, cfg.roi.mask_pool_size, cfg.backbone.fpn_channels])
 
     @tf.function
     def head(pooled):
@@ -112,7 +116,7 @@ def mask_head_gflop(model, rois, training):
 
 
 def positive_rois(model, batch):
-    """How many positive RoIs (the mask head's batch) one training step of ``batch`` samples."""
+    """The mask head's RoIs per image in one training step of ``batch``: the largest count of positives."""
     @tf.function
     def count(batch):
         return model.sampled_rois(batch)["positive"]
@@ -131,7 +135,8 @@ def train_gflop(model, batch):
         return tape.gradient(loss, model.trainable_variables)
 
     rois = positive_rois(model, batch)
-    return graph_gflop(step.get_concrete_function(batch)) + mask_head_gflop(model, rois, True), rois
+    batch_size = batch["images"].shape[0]
+    return graph_gflop(step.get_concrete_function(batch)) + mask_head_gflop(model, batch_size, rois, True), rois
 
 
 def measure(config, steps):
@@ -143,10 +148,11 @@ def measure(config, steps):
     infer = tf.function(lambda x: model(x, training=False))
     images = tensors["images"]
     infer_ms = median_ms(lambda: infer(images)["masks"].numpy(), steps) / config.train.batch_size
-    detections = int(infer(images)["num_detections"].numpy()[0])
+    detections = int(infer(images)["num_detections"].numpy().max())
     train_gf, mask_rois = train_gflop(model, tensors)
-    infer_gf = graph_gflop(infer.get_concrete_function(images)) + mask_head_gflop(model, detections, False)
     batch_size = config.train.batch_size
+    infer_gf = graph_gflop(infer.get_concrete_function(images)) + mask_head_gflop(model, batch_size, detections,
+                                                                                  False)
     return {
         "train_step_ms": round(train_ms, 1), "inference_ms": round(infer_ms, 1),
         "train_gflop": round(train_gf, 1), "inference_gflop": round(infer_gf / batch_size, 1),

@@ -14,6 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mrcnn_tf.errors import ConfigError
+
 BEST_WEIGHTS_FILE = "best.weights.h5"
 
 
@@ -106,14 +108,21 @@ class TimeBudget(keras.callbacks.Callback):
     """Stops training once the run's train steps have taken ``minutes`` of wall clock, over all its sittings.
 
     The clock runs from each step's start to its end (graph tracing included; validation, checkpoints and
-    reports excluded) and is kept in ``RUN/train_time.json`` after every step, so a resumed run goes on with
-    the time it has left. Time of steps redone after a kill counts too: it was spent.
+    reports excluded when this callback comes first in the list) and is kept in ``RUN/train_time.json`` after
+    every step, so a resumed run goes on with the time it has left. Time of steps redone after a kill counts
+    too: it was spent. Keras still ends the epoch the budget stops (validation, checkpoint, ``history.csv``
+    row); a later sitting with a larger budget finishes that epoch and writes a second row for it, at its step.
     """
 
-    def __init__(self, path, minutes):
+    def __init__(self, path, minutes, clock=time.perf_counter):
         super().__init__()
-        self.path, self.budget = path, 60.0 * minutes
-        self.seconds = json.load(open(path))["train_seconds"] if os.path.isfile(path) else 0.0
+        if minutes <= 0:
+            raise ConfigError(f"a time budget must be positive, got {minutes} minutes")
+        self.path, self.budget, self.clock = path, 60.0 * minutes, clock
+        self.seconds = 0.0
+        if os.path.isfile(path):
+            with open(path) as f:
+                self.seconds = json.load(f)["train_seconds"]
         self._start = None
 
     @property
@@ -121,10 +130,10 @@ class TimeBudget(keras.callbacks.Callback):
         return self.seconds >= self.budget
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
+        self._start = self.clock()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.seconds += time.perf_counter() - self._start
+        self.seconds += self.clock() - self._start
         with open(self.path + ".tmp", "w") as f:
             json.dump({"train_seconds": round(self.seconds, 2), "step": global_step(self.model),
                        "budget_seconds": self.budget}, f)
@@ -143,7 +152,8 @@ class EpochTensorBoard(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         with self.writer.as_default(step=global_step(self.model)):
             for name, value in (logs or {}).items():
-                tf.summary.scalar(f"epoch/{name}", float(value))
+                if name != "step":  # the summary's own step already
+                    tf.summary.scalar(f"epoch/{name}", float(value))
             tf.summary.scalar("epoch/learning_rate", current_learning_rate(self.model))
         self.writer.flush()
 

@@ -118,7 +118,8 @@ class MaskRCNN(keras.Model):
         return values
 
     def sampled_rois(self, batch):
-        """The RoIs a training step of ``batch`` samples for the heads (see ``targets.sample_rois``)."""
+        """The RoIs a training step of ``batch`` samples for the heads: dict of ``rois`` ``[B, R, 4]``,
+        ``classes``, ``matched_gt``, ``positive``, ``valid`` ``[B, R]`` and more (see ``targets.sample_rois``)."""
         features = self.extract_features(batch["images"], training=False)
         rpn_logits, rpn_deltas = self.rpn_head(features)
         gt_boxes, gt_classes = tf.cast(batch["gt_boxes"], tf.float32), tf.cast(batch["gt_classes"], tf.int32)

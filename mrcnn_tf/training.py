@@ -114,8 +114,9 @@ def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbos
     if resuming:
         print(f"resuming {out_dir} from step {step} (checkpoint {manager.latest_checkpoint})", file=sys.stderr)
     saver = callbacks.CheckpointSaver(manager, config.train.checkpoint_every)
-    budget = callbacks.TimeBudget(os.path.join(out_dir, TIME_FILE), minutes) if minutes else None
-    callback_list = run_callbacks(saver, reader, val_items, out_dir, config) + ([budget] if budget else [])
+    budget = callbacks.TimeBudget(os.path.join(out_dir, TIME_FILE), minutes) if minutes is not None else None
+    # The budget first: its clock then times the step alone, not the other callbacks' work.
+    callback_list = ([budget] if budget else []) + run_callbacks(saver, reader, val_items, out_dir, config)
     fit_epochs(model, config, arrays, val_arrays, step, callback_list, saver, verbose, budget)
     if saver.diverged_at is not None:
         raise TrainingDiverged(f"the loss became NaN or infinite at step {saver.diverged_at}; training stopped and "

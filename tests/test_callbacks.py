@@ -5,9 +5,11 @@ import math
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from mrcnn_tf import callbacks
+from mrcnn_tf.errors import ConfigError
 
 
 def _model_and_manager(tmp_path):
@@ -55,17 +57,17 @@ def test_step_logger_writes_each_steps_own_loss(tmp_path):
     assert all(math.isfinite(float(r["ms"])) for r in rows)
 
 
-def test_time_budget_stops_training_and_carries_over_to_the_next_sitting(tmp_path, monkeypatch):
+def test_time_budget_stops_training_and_carries_over_to_the_next_sitting(tmp_path):
     model, _ = _model_and_manager(tmp_path)
     path = str(tmp_path / "train_time.json")
-    clock = iter(float(t) for t in range(1000))  # every perf_counter call is one second later
-    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
-    budget = callbacks.TimeBudget(path, minutes=3 / 60)  # 3 seconds: three one-second steps
+    ticks = iter(float(t) for t in range(1000))
+    clock = lambda: next(ticks)  # noqa: E731 (every reading is one second later: each step takes 1 s)
+    budget = callbacks.TimeBudget(path, minutes=3 / 60, clock=clock)  # 3 seconds: three steps
     model.fit(np.ones((10, 2)), np.ones((10, 1)), batch_size=1, epochs=1, callbacks=[budget], verbose=0)
     assert budget.exhausted and int(model.optimizer.iterations.numpy()) == 3
     saved = json.load(open(path))
     assert saved["train_seconds"] == 3.0 and saved["step"] == 3
-    later = callbacks.TimeBudget(path, minutes=5 / 60)  # a resumed run with a larger budget has 2 s left
+    later = callbacks.TimeBudget(path, minutes=5 / 60, clock=clock)  # a larger budget later: 2 s left
     model.fit(np.ones((10, 2)), np.ones((10, 1)), batch_size=1, epochs=1, callbacks=[later], verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 5
 
@@ -75,3 +77,8 @@ def test_epoch_end_records_the_step_in_the_logs(tmp_path):
     history = model.fit(np.ones((4, 2)), np.ones((4, 1)), batch_size=1, epochs=2, verbose=0,
                         callbacks=[callbacks.CheckpointSaver(manager, every=100)])
     assert history.history["step"] == [4, 8]
+
+
+def test_a_time_budget_must_be_positive(tmp_path):
+    with pytest.raises(ConfigError, match="positive"):
+        callbacks.TimeBudget(str(tmp_path / "t.json"), minutes=0)

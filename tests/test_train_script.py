@@ -9,6 +9,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -124,14 +125,24 @@ def test_load_run_restores_the_saved_weights(run):
         np.testing.assert_array_equal(first[key], second[key])
 
 
-def test_best_weights_load_and_the_run_keeps_its_clock_and_steps(run):
+def test_best_weights_load_and_the_run_keeps_its_clock_and_steps(run, tmp_path):
     _, _, out = run
     from mrcnn_tf import training
     from mrcnn_tf.errors import ConfigError
 
-    model = training.load_run(out, "best")
-    assert _fingerprints([w.numpy() for w in model.weights]) == _fingerprints(
-        _weight_arrays(os.path.join(out, "best.weights.h5")))
+    assert os.path.isfile(os.path.join(out, "best.weights.h5"))
+    # After 2 steps the best weights equal the final ones: a copy with distinct best weights tells them apart.
+    copy = tmp_path / "run"
+    copy.mkdir()
+    shutil.copy(os.path.join(out, "config.json"), copy)
+    shutil.copy(os.path.join(out, "model.weights.h5"), copy)
+    model = training.load_run(out)
+    model.weights[0].assign(model.weights[0] + 1.0)
+    model.save_weights(str(copy / "best.weights.h5"))
+    best = training.load_run(str(copy), "best")
+    np.testing.assert_array_equal(best.weights[0].numpy(), model.weights[0].numpy())
+    final = training.load_run(str(copy))
+    assert not np.array_equal(final.weights[0].numpy(), best.weights[0].numpy())
     with pytest.raises(ConfigError, match="'final' or 'best'"):
         training.load_run(out, "last")
     clock = json.load(open(os.path.join(out, "train_time.json")))

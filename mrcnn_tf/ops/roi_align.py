@@ -8,7 +8,7 @@ bin is sampled on a regular ``r x r`` grid (``r = sampling_ratio``) at the bin's
 interpolated bilinearly from the 4 nearest cells, and the ``r * r`` samples are averaged. A sample further than
 one cell outside the map is 0; a sample between is clamped to the border (as torchvision's CPU kernel).
 
-All levels are flattened into one ``[B, T, C]`` tensor so that one ``tf.gather`` per corner serves every RoI,
+All levels are flattened into one ``[B, T, C]`` tensor so that one ``tf.gather`` serves every tap of every RoI,
 whatever its level; the gradient is the gather's (an unsorted segment sum), not ``crop_and_resize``'s racy one.
 
 Shape letters: ``B`` batch, ``R`` RoIs per image, ``T`` cells of all levels, ``C`` channels,
@@ -65,7 +65,7 @@ def _taps(low, high, low_weight, high_weight, output_size, sampling_ratio):
 def roi_align_flat(flat_features, boxes, heights, widths, offsets, output_size, sampling_ratio):
     """RoIAlign on flattened feature maps; the building block of both public RoIAlign functions.
 
-    Each output cell is a weighted sum of ``T = 4 r^2`` feature cells (``r x r`` samples, 4 bilinear corners
+    Each output cell is a weighted sum of ``4 r^2`` feature cells, its taps (``r x r`` samples, 4 bilinear corners
     each): one ``tf.gather`` fetches all taps of all RoIs, and one batched matmul with the tap weights (which
     include the ``1 / r^2`` of the average) sums them. Its gradient is one segment sum.
 

@@ -23,9 +23,14 @@ def test_paper_configuration_is_table_2(accuracy):
     assert train.lr_schedule == "constant"
 
 
-def test_best_configuration_is_valid(accuracy):
-    config = accuracy.make_config("best")
-    assert config.train.epochs * config.train.steps_per_epoch > 0
+def test_best_configuration_warms_up_then_decays_to_zero(accuracy):
+    from mrcnn_tf.schedules import WarmupSchedule
+
+    train = accuracy.make_config("best").train
+    end = train.epochs * train.steps_per_epoch
+    schedule = WarmupSchedule(train.learning_rate, train.warmup_steps, end, train.lr_schedule)
+    assert float(schedule(train.warmup_steps)) == pytest.approx(train.learning_rate)
+    assert float(schedule(end)) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_summary_reads_the_report(accuracy):

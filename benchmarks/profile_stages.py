@@ -1,6 +1,6 @@
 """Where a train step's time goes: stage-by-stage timing and FLOP counts of our Mask R-CNN.
 
-    python benchmarks/profile.py [--settings torchvision|ours] [--steps 8] [--image-size 256] [--norm ...]
+    python benchmarks/profile_stages.py [--settings torchvision|ours] [--steps 8] [--image-size 256] [--norm ...]
 
 Train-step times grow stage by stage (each line runs everything above it too, forward + backward + SGD update of the
 variables it touches); a stage's cost is its line minus the line above. FLOPs are TF's own op statistics of the
@@ -107,7 +107,7 @@ def main():
         step = make_step(model, stage)
         gflop = speed.graph_gflop(step.get_concrete_function(batch))
         if stage == len(STAGES):  # the mask head runs on a dynamic number of RoIs: counted apart
-            gflop += speed.mask_head_gflop(model, speed.positive_rois(model, batch), True)
+            gflop += speed.mask_head_gflop(model, 1, speed.positive_rois(model, batch), True)
         ms = speed.median_ms(lambda: step(batch).numpy(), args.steps)
         rows.append({"stage": name, "cumulative_ms": round(ms, 1), "stage_ms": round(ms - previous, 1),
                      "cumulative_gflop": round(gflop, 2)})
