@@ -83,17 +83,17 @@ def summarise(report):
 
 
 def run(args):
-    from mrcnn_tf import training
+    from mrcnn_tf import callbacks, training
     from mrcnn_tf.evaluation import commands, plots
 
     started = time.time()
     training.train(make_config(args.config), args.data, args.out, num_predictions=0, validation_report=False,
                    export=False, minutes=args.minutes)
     trained_at = time.time()
-    history = read_columns(os.path.join(args.out, "history.csv"))
-    steps = read_columns(os.path.join(args.out, "steps.csv"))
+    history = read_columns(os.path.join(args.out, training.HISTORY_FILE))
+    steps = read_columns(os.path.join(args.out, training.STEPS_FILE))
     plots.plot_learning_curve(steps, history, os.path.join(args.out, "learning_curve.png"))
-    best = read_json(os.path.join(args.out, "best.json"))
+    best = read_json(os.path.join(args.out, callbacks.BEST_FILE))
     if best is None:  # no validation AP yet (e.g. the budget ended before the first epoch end)
         print("no best weights by validation: scoring the final weights", file=sys.stderr)
     weights = "final" if best is None else "best"

@@ -82,7 +82,7 @@ def make_step(model, stage):
     def step(batch):
         with tf.GradientTape() as tape:
             loss = stage_losses(model, batch, stage)
-        variables = [v for v in model.trainable_variables]
+        variables = model.trainable_variables
         grads = tape.gradient(loss, variables)
         for v, g in zip(variables, grads):
             if g is not None:

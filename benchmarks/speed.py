@@ -121,9 +121,8 @@ def positive_rois(model, batch):
     def count(batch):
         return model.sampled_rois(batch)["positive"]
 
-    cfg = model.config.roi
-    slots = min(cfg.mask_rois_per_image, int(cfg.batch_size_per_image * cfg.positive_fraction))
-    return int(tf.reduce_max(tf.reduce_sum(tf.cast(count(batch)[:, :slots], tf.int32), axis=1)))
+    positive = count(batch)[:, :model.mask_roi_slots]
+    return int(tf.reduce_max(tf.reduce_sum(tf.cast(positive, tf.int32), axis=1)))
 
 
 def train_gflop(model, batch):

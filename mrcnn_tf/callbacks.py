@@ -17,6 +17,7 @@ import tensorflow as tf
 from mrcnn_tf.errors import ConfigError
 
 BEST_WEIGHTS_FILE = "best.weights.h5"
+BEST_FILE = "best.json"  # which step the best weights are from, and their validation figures
 
 
 def global_step(model):
@@ -170,7 +171,7 @@ class ValidationMetrics(keras.callbacks.Callback):
         super().__init__()
         self.reader, self.items, self.out_dir = reader, items, out_dir
         self.every, self.writer, self.score_threshold = every, writer, score_threshold
-        self.best_path = os.path.join(out_dir, "best.json")
+        self.best_path = os.path.join(out_dir, BEST_FILE)
         self.best = json.load(open(self.best_path)) if os.path.isfile(self.best_path) else None
 
     def on_epoch_end(self, epoch, logs=None):

@@ -89,6 +89,13 @@ class MaskRCNN(keras.Model):
         mask_probs *= tf.cast(detections["valid"][:, :count], tf.float32)[..., None, None]
         return tf.pad(mask_probs, [[0, 0], [0, slots - count], [0, 0], [0, 0]])
 
+    @property
+    def mask_roi_slots(self):
+        """The leading sampled-RoI slots that may hold a mask-loss RoI: at most ``mask_rois_per_image`` of the
+        at most ``batch_size_per_image * positive_fraction`` positives."""
+        cfg = self.config.roi
+        return min(cfg.mask_rois_per_image, int(cfg.batch_size_per_image * cfg.positive_fraction))
+
     def _head_count(self, slots, counts):
         """How many of ``slots`` leading RoI slots the mask head runs on, for per-image ``counts`` ``[B]``.
 
@@ -156,8 +163,7 @@ class MaskRCNN(keras.Model):
     def _mask_loss(self, features, rois, gt_masks):
         cfg = self.config.roi
         # Positives come first among the sampled RoIs (in random order), so the first ones suffice.
-        slots = min(cfg.mask_rois_per_image, int(cfg.batch_size_per_image * cfg.positive_fraction))
-        count = self._head_count(slots, tf.reduce_sum(tf.cast(rois["positive"], tf.int32), axis=1))
+        count = self._head_count(self.mask_roi_slots, tf.reduce_sum(tf.cast(rois["positive"], tf.int32), axis=1))
         mask_rois = rois["rois"][:, :count]  # [B, R_mask, 4]
         mask_logits = self.mask_head(self.mask_roi_align(features[:ROI_LEVELS], mask_rois))  # [B, R_mask, M, M, K]
         mask_target = targets.mask_targets(gt_masks, mask_rois, rois["matched_gt"][:, :count], cfg.mask_size)

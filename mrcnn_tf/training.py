@@ -34,6 +34,8 @@ from mrcnn_tf.schedules import WarmupSchedule
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 TIME_FILE = "train_time.json"
+HISTORY_FILE = "history.csv"
+STEPS_FILE = "steps.csv"
 STATE_DIR = "state"
 EXPORT_DIR = "export"
 
@@ -161,8 +163,8 @@ def run_callbacks(saver, reader, val_items, out_dir, config):
     return [
         callbacks.ValidationMetrics(reader, val_items, out_dir, config.train.val_every, writer),
         saver,
-        keras.callbacks.CSVLogger(os.path.join(out_dir, "history.csv"), append=True),
-        callbacks.StepLogger(os.path.join(out_dir, "steps.csv"), writer),
+        keras.callbacks.CSVLogger(os.path.join(out_dir, HISTORY_FILE), append=True),
+        callbacks.StepLogger(os.path.join(out_dir, STEPS_FILE), writer),
         callbacks.EpochTensorBoard(writer),
     ]
 
