@@ -29,6 +29,7 @@ from mrcnn_tf.config import Config
 from mrcnn_tf.data import pipeline, readers, splits
 from mrcnn_tf.errors import ConfigError, TrainingDiverged
 from mrcnn_tf.model import build_model
+from mrcnn_tf.optimizer import FusedSGD
 from mrcnn_tf.schedules import WarmupSchedule
 
 CONFIG_FILE = "config.json"
@@ -46,10 +47,11 @@ def set_precision(mixed_precision):
 
 
 def make_optimizer(train):
-    """SGD with momentum, decoupled weight decay, global gradient-norm clipping and the warm-up schedule."""
+    """SGD with momentum, decoupled weight decay, global gradient-norm clipping and the warm-up schedule, fused
+    into one pass over each variable (:class:`~mrcnn_tf.optimizer.FusedSGD`)."""
     total_steps = train.epochs * train.steps_per_epoch
     schedule = WarmupSchedule(train.learning_rate, train.warmup_steps, total_steps, train.lr_schedule)
-    return keras.optimizers.SGD(
+    return FusedSGD(
         learning_rate=schedule,
         momentum=train.momentum,
         weight_decay=train.weight_decay,

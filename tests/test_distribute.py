@@ -1,5 +1,6 @@
 """tf.distribute: one step under MirroredStrategy on 2 logical CPUs equals one single-device step on the same
-global batch of 2 (loss and updated weights), in a subprocess that can split the CPU before TF starts."""
+global batch of 2 (loss and updated weights), with the gradient clipped, in a subprocess that can split the CPU
+before TF starts."""
 import json
 import os
 import subprocess
@@ -21,11 +22,12 @@ from mrcnn_tf.data.instances import make_example
 from mrcnn_tf.training import compile_model
 
 # Sample every candidate (fraction 1, counts = all anchors / all RoI candidates) so no random subset decides
-# the loss: the two runs can then be compared exactly.
+# the loss: the two runs can then be compared exactly. The clip norm is far below the gradient's norm, so the
+# step is clipped: the replicas must agree on one scale, that of the summed gradient.
 config = tiny_config().replace(
     rpn={"batch_size_per_image": 1023, "positive_fraction": 1.0},
     roi={"batch_size_per_image": 104, "positive_fraction": 1.0, "mask_rois_per_image": 104},
-    train={"warmup_steps": 1, "learning_rate": 0.01},
+    train={"warmup_steps": 1, "learning_rate": 1.0, "clipnorm": 0.01},
 )
 examples = []
 for seed, ellipses in enumerate(([(20, 22, 10, 12)], [(40, 40, 8, 9), (15, 45, 6, 6)])):
@@ -37,6 +39,9 @@ for key in ("gt_boxes", "gt_classes", "gt_masks"):
 
 single = compile_model(config)
 initial = single.get_weights()
+with tf.GradientTape() as tape:
+    loss = single.compute_losses({k: tf.constant(v) for k, v in batch.items()}, training=True)["loss"]
+gradient_norm = float(tf.linalg.global_norm(tape.gradient(loss, single.trainable_variables)))
 single_loss = float(single.train_on_batch(batch, return_dict=True)["loss"])
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 mirrored = compile_model(config, strategy)
@@ -47,7 +52,8 @@ mirrored_loss = float(history.history["loss"][0])
 difference = max(float(np.max(np.abs(a - b))) for a, b in zip(single.get_weights(), mirrored.get_weights()))
 change = max(float(np.max(np.abs(a - b))) for a, b in zip(single.get_weights(), initial))
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "single": single_loss, "mirrored": mirrored_loss,
-                  "weight_difference": difference, "weight_change": change}))
+                  "weight_difference": difference, "weight_change": change,
+                  "gradient_norm": gradient_norm}))
 """
 
 
@@ -58,6 +64,7 @@ def test_mirrored_step_matches_single_device_step():
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["replicas"] == 2
+    assert figures["gradient_norm"] > 10 * 0.01  # the clip norm: the step was clipped
     np.testing.assert_allclose(figures["mirrored"], figures["single"], rtol=1e-4)
     assert figures["weight_change"] > 1e-6  # the step really trained something...
     assert figures["weight_difference"] < 1e-3 * figures["weight_change"] + 1e-7  # ...and the same way on both
