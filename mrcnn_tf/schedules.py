@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 
+@keras.saving.register_keras_serializable(package="mrcnn_tf")
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """``base * step / warmup`` for the first ``warmup_steps``, then constant or cosine decay to 0 at
     ``total_steps``."""

@@ -89,7 +89,9 @@ def test_momentum_survives_a_checkpoint(tmp_path):
 
 
 def test_serializes_by_name():
-    optimizer = FusedSGD(learning_rate=0.1, momentum=0.9, weight_decay=1e-4, global_clipnorm=10.0)
+    schedule = WarmupSchedule(0.01, 10, 100, "cosine")
+    optimizer = FusedSGD(learning_rate=schedule, momentum=0.9, weight_decay=1e-4, global_clipnorm=10.0)
     again = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert isinstance(again, FusedSGD)
     assert again.get_config() == optimizer.get_config()
+    assert float(again.learning_rate) == float(schedule(0))
