@@ -63,6 +63,23 @@ def synthetic_batch(config, batch_size):
     return batch
 
 
+def cpu_description():
+    """The CPU's model name and its widest vector extension (the figures differ widely between CPUs)."""
+    name, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    name = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    vector = next((flag for flag in ("avx512f", "avx2", "avx") if flag in flags), "none")
+    return {"cpu": name, "cpu_vector": vector, "cores": os.cpu_count()}
+
+
 def median_ms(fn, steps, warmup=2):
     for _ in range(warmup):
         fn()
@@ -175,7 +192,7 @@ def main():
     result, batch = measure(config, args.steps)
     result["pipeline_images_per_s"] = round(pipeline_images_per_s(batch), 1)
     result.update({"image_size": args.image_size, "batch_size": args.batch_size, "settings": args.settings,
-                   "norm": config.backbone.resolved_norm, "jit_compile": args.jit_compile})
+                   "norm": config.backbone.resolved_norm, "jit_compile": args.jit_compile, **cpu_description()})
     if args.settings == "torchvision" and not args.no_ours:
         ours = benchmark_config("ours", args.image_size, args.batch_size, args.norm, args.jit_compile)
         result["ours"], _ = measure(ours, args.steps)
