@@ -6,7 +6,6 @@ import keras
 import tensorflow as tf
 
 from mrcnn_tf.backbone import normalization
-from mrcnn_tf.ops.conv import transposed_conv_2x2
 
 
 class MaskHead(keras.layers.Layer):
@@ -21,13 +20,9 @@ class MaskHead(keras.layers.Layer):
             for i in range(num_convs)
         ]
         self.norms = [normalization(norm, f"conv{i + 1}", groups) if use_gn else None for i in range(num_convs)]
-        # Holds the 2x upsampling weights; applied as a matmul (ops.conv.transposed_conv_2x2), not called.
-        self.upsample = keras.layers.Conv2DTranspose(conv_dim, 2, strides=2, kernel_initializer=init,
-                                                     name="upsample")
+        self.upsample = keras.layers.Conv2DTranspose(conv_dim, 2, strides=2, activation="relu",
+                                                     kernel_initializer=init, name="upsample")
         self.logits = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="mask_logits")
-
-    def build(self, pooled_shape):
-        self.upsample.build((None, None, None, self.convs[-1].filters))
 
     def call(self, pooled):
         shape = tf.shape(pooled)
@@ -35,6 +30,5 @@ class MaskHead(keras.layers.Layer):
         for conv, norm in zip(self.convs, self.norms):
             x = conv(x)
             x = tf.nn.relu(norm(x) if norm is not None else x)
-        x = tf.nn.relu(transposed_conv_2x2(x, self.upsample.kernel, self.upsample.bias))  # [B*R, 28, 28, F]
-        logits = self.logits(x)  # [B*R, 28, 28, K]
+        logits = self.logits(self.upsample(x))  # [B*R, 28, 28, K]
         return tf.reshape(logits, tf.concat([shape[:2], tf.shape(logits)[1:]], 0))
