@@ -1,0 +1,89 @@
+"""Single kernels of the model against this CPU's own matmul speed: where TensorFlow falls short of the machine.
+
+    python benchmarks/kernels.py [--steps 5]
+    TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/kernels.py     # the same with TF's Eigen kernels instead of oneDNN
+
+Times (median ms after two warm-up calls, each in a tf.function) at torchvision's benchmark sizes: the box head's
+first matmul on 512 RoIs (with numpy's matmul of the same size beside it), a 3x3 convolution of 256 channels on one
+64x64 map (P2 of a 256-px image), RoIAlign of 1000 proposals (7x7) and of 100 detections (14x14) over P2-P5, the
+box head on 1000 proposals and the mask head on 100 detections, with its parts. Prints one JSON line.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import mrcnn_tf  # noqa: E402,F401  (first: it sets TensorFlow's CPU environment before TF loads)
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from mrcnn_tf.config import Config  # noqa: E402
+from mrcnn_tf.layers.box_head import BoxHead  # noqa: E402
+from mrcnn_tf.layers.mask_head import MaskHead  # noqa: E402
+from mrcnn_tf.ops.roi_align import multilevel_roi_align  # noqa: E402
+
+
+def median_ms(fn, steps):
+    fn()
+    fn()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return round(1000.0 * float(np.median(times)), 1)
+
+
+def random_boxes(count, size=256, seed=0):
+    """``[1, count, 4]`` boxes of 8-120 px inside a ``size`` image."""
+    rng = np.random.default_rng(seed)
+    y1, x1 = rng.uniform(0, size - 56, (2, 1, count))
+    h, w = rng.uniform(8, 120, (2, 1, count))
+    return tf.constant(np.stack([y1, x1, np.minimum(y1 + h, size), np.minimum(x1 + w, size)], -1), tf.float32)
+
+
+def timed(fn, *args, steps):
+    """Median ms of ``fn(*args)`` as a tf.function, its outputs fetched."""
+    compiled = tf.function(fn)
+    return median_ms(lambda: tf.nest.map_structure(lambda t: t.numpy(), compiled(*args)), steps)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=5)
+    steps = p.parse_args().steps
+    features = [tf.random.normal([1, 64 // 2 ** i, 64 // 2 ** i, 256]) for i in range(4)]  # P2-P5, 256 px
+    pooled_rois, fc6 = tf.random.normal([512, 12544]), tf.random.normal([12544, 1024])
+    rois_np, fc6_np = pooled_rois.numpy(), fc6.numpy()
+    kernel = tf.random.normal([3, 3, 256, 256])
+    mask_pooled = tf.random.normal([100, 14, 14, 256])
+    box_head, mask_head = BoxHead(2), MaskHead(2, norm="group_norm")
+    box_head(tf.zeros([1, 1000, 7, 7, 256]))
+    mask_head(tf.zeros([1, 100, 14, 14, 256]))
+    proposals, detections = random_boxes(1000), random_boxes(100, seed=1)
+    canonical = Config(image_size=256).canonical_roi_size
+    result = {
+        "box_fc6_matmul_512": timed(tf.matmul, pooled_rois, fc6, steps=steps),
+        "box_fc6_matmul_512_numpy": median_ms(lambda: rois_np @ fc6_np, steps),
+        "conv3x3_256_on_64x64": timed(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"), features[0], steps=steps),
+        "roi_align_1000_7x7": timed(lambda f, b: multilevel_roi_align(f, b, 7, 2, 2, canonical),
+                                    features, proposals, steps=steps),
+        "roi_align_100_14x14": timed(lambda f, b: multilevel_roi_align(f, b, 14, 2, 2, canonical),
+                                     features, detections, steps=steps),
+        "box_head_1000": timed(box_head, tf.random.normal([1, 1000, 7, 7, 256]), steps=steps),
+        "mask_head_100": timed(mask_head, mask_pooled[None], steps=steps),
+        "mask_head_100_one_conv": timed(mask_head.convs[0], mask_pooled, steps=steps),
+        "mask_head_100_one_group_norm": timed(mask_head.norms[0], mask_pooled, steps=steps),
+        "mask_head_100_transposed_conv": timed(mask_head.upsample, mask_pooled, steps=steps),
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
