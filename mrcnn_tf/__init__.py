@@ -4,7 +4,7 @@ import os
 # CPU settings that TensorFlow reads once, when it is first imported: set here, before any module of the package
 # imports it, unless the user has set them (importing TensorFlow before mrcnn_tf leaves TF's own defaults).
 # - TF_CPU_ALLOCATOR_USE_BFC: TF's caching allocator. Without it each step's large temporaries (the RoIAlign taps
-#   of 1000 proposals: 200 MB) are fresh pages from the OS, faulted in again every step.
+#   of 1000 proposals: 800 MB) are fresh pages from the OS, faulted in again every step.
 # - TF_ENABLE_ONEDNN_OPTS: oneDNN kernels, which TF turns on by itself only on CPUs with AVX-512 VNNI or newer.
 # README, "Speed beside torchvision's Mask R-CNN", has what they change on an AVX2-only CPU.
 CPU_ENVIRONMENT = {"TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_ENABLE_ONEDNN_OPTS": "1"}

@@ -89,7 +89,7 @@ class FusedSGD(keras.optimizers.SGD):
         if buffer is not None:
             buffer = self._copy_on_device(buffer, variable.device)
         decay = 1.0 - decay_rate if self._use_weight_decay(variable) else tf.constant(1.0)
-        gradient = tf.cast(gradient, variable.dtype)
+        gradient = tf.cast(tf.convert_to_tensor(gradient), variable.dtype)  # dense, also from IndexedSlices
         if buffer is None:
             _plain_update(variable, gradient, step, decay)
         else:

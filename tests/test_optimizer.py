@@ -95,3 +95,15 @@ def test_serializes_by_name():
     assert isinstance(again, FusedSGD)
     assert again.get_config() == optimizer.get_config()
     assert float(again.learning_rate) == float(schedule(0))
+
+
+def test_sparse_gradients_are_applied_as_dense():
+    table = keras.Variable(np.ones((4, 2), "float32"))
+    optimizer = FusedSGD(learning_rate=0.5, momentum=0.9)
+    optimizer.build([table])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.gather(table, [1, 3]))
+    gradient = tape.gradient(loss, [table])
+    assert isinstance(gradient[0], tf.IndexedSlices)
+    optimizer.apply(gradient, [table])
+    np.testing.assert_allclose(table.numpy(), [[1, 1], [0.5, 0.5], [1, 1], [0.5, 0.5]])
