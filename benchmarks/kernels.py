@@ -12,9 +12,9 @@ import argparse
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import mrcnn_tf  # noqa: E402,F401  (first: it sets TensorFlow's CPU environment before TF loads)
@@ -22,6 +22,7 @@ import mrcnn_tf  # noqa: E402,F401  (first: it sets TensorFlow's CPU environment
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import speed  # noqa: E402
 from mrcnn_tf.config import Config  # noqa: E402
 from mrcnn_tf.layers.box_head import BoxHead  # noqa: E402
 from mrcnn_tf.layers.mask_head import MaskHead  # noqa: E402
@@ -29,14 +30,8 @@ from mrcnn_tf.ops.roi_align import multilevel_roi_align  # noqa: E402
 
 
 def median_ms(fn, steps):
-    fn()
-    fn()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return round(1000.0 * float(np.median(times)), 1)
+    """``speed.median_ms`` (two warm-up calls), rounded to 0.1 ms."""
+    return round(speed.median_ms(fn, steps), 1)
 
 
 def random_boxes(count, size=256, seed=0):

@@ -86,14 +86,13 @@ class FusedSGD(keras.optimizers.SGD):
         """Update ``variable`` (this device's copy) and ``buffer`` with the scalars ``rates`` = (step, decay
         rate)."""
         step, decay_rate = rates
-        if buffer is not None:
-            buffer = self._copy_on_device(buffer, variable.device)
         decay = 1.0 - decay_rate if self._use_weight_decay(variable) else tf.constant(1.0)
         gradient = tf.cast(tf.convert_to_tensor(gradient), variable.dtype)  # dense, also from IndexedSlices
         if buffer is None:
             _plain_update(variable, gradient, step, decay)
-        else:
-            _momentum_update(variable, buffer, gradient, step, decay, tf.constant(self.momentum), self.nesterov)
+            return
+        buffer = self._copy_on_device(buffer, variable.device)
+        _momentum_update(variable, buffer, gradient, step, decay, tf.constant(self.momentum), self.nesterov)
 
     def _copy_on_device(self, variable, device):
         """The copy of a (possibly mirrored) ``variable`` that lives on ``device``: the jit-compiled update writes

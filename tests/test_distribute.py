@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLIP_NORM = 0.01  # far below the gradient's norm (asserted), so the step is clipped
 
 SCRIPT = r"""
 import json, sys
@@ -27,7 +28,7 @@ from mrcnn_tf.training import compile_model
 config = tiny_config().replace(
     rpn={"batch_size_per_image": 1023, "positive_fraction": 1.0},
     roi={"batch_size_per_image": 104, "positive_fraction": 1.0, "mask_rois_per_image": 104},
-    train={"warmup_steps": 1, "learning_rate": 1.0, "clipnorm": 0.01},
+    train={"warmup_steps": 1, "learning_rate": 1.0, "clipnorm": CLIP_NORM},
 )
 examples = []
 for seed, ellipses in enumerate(([(20, 22, 10, 12)], [(40, 40, 8, 9), (15, 45, 6, 6)])):
@@ -59,12 +60,13 @@ print(json.dumps({"replicas": strategy.num_replicas_in_sync, "single": single_lo
 
 def test_mirrored_step_matches_single_device_step():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", SCRIPT.replace("PROJECT", repr(PROJECT))], cwd=PROJECT, env=env,
+    script = SCRIPT.replace("PROJECT", repr(PROJECT)).replace("CLIP_NORM", repr(CLIP_NORM))
+    result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["replicas"] == 2
-    assert figures["gradient_norm"] > 10 * 0.01  # the clip norm: the step was clipped
+    assert figures["gradient_norm"] > 10 * CLIP_NORM  # the step was clipped
     np.testing.assert_allclose(figures["mirrored"], figures["single"], rtol=1e-4)
     assert figures["weight_change"] > 1e-6  # the step really trained something...
     assert figures["weight_difference"] < 1e-3 * figures["weight_change"] + 1e-7  # ...and the same way on both
