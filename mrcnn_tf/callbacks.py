@@ -35,7 +35,8 @@ class StepLogger(keras.callbacks.Callback):
     steps, TensorBoard scalars ``step/<loss>`` and ``step/learning_rate``.
 
     The model reports running means over the epoch (what the progress bar shows); the loss of step ``n`` is
-    recovered from two consecutive means: ``x_n = n m_n - (n - 1) m_{n-1}``.
+    recovered from two consecutive means: ``x_n = n m_n - (n - 1) m_{n-1}``. A resumed run first drops the rows
+    of steps after its checkpoint (steps a killed run logged but will redo), so each step has one row.
     """
 
     def __init__(self, path, writer=None, tensorboard_every=10):
@@ -44,11 +45,21 @@ class StepLogger(keras.callbacks.Callback):
         self.names = None
 
     def on_train_begin(self, logs=None):
-        exists = os.path.isfile(self.path) and os.path.getsize(self.path) > 0
+        if os.path.isfile(self.path) and os.path.getsize(self.path) > 0:
+            header = self._drop_rows_after(global_step(self.model))
+            self.names = header.split(",")[4:]
         self.file = open(self.path, "a")
-        if exists:
-            with open(self.path) as f:
-                self.names = f.readline().strip().split(",")[4:]
+
+    def _drop_rows_after(self, step):
+        """Rewrite the log without rows of steps after ``step`` (atomically); returns its header line."""
+        with open(self.path) as f:
+            header, *rows = f.read().splitlines()
+        kept = [row for row in rows if row and int(row.split(",", 1)[0]) <= step]
+        temporary = self.path + ".tmp"
+        with open(temporary, "w") as f:
+            f.write("\n".join([header] + kept) + "\n")
+        os.replace(temporary, self.path)
+        return header
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.previous, self.step_in_epoch = epoch + 1, {}, 0

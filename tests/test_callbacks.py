@@ -57,6 +57,19 @@ def test_step_logger_writes_each_steps_own_loss(tmp_path):
     assert all(math.isfinite(float(r["ms"])) for r in rows)
 
 
+def test_step_logger_of_a_resumed_run_drops_the_rows_it_will_redo(tmp_path):
+    model, _ = _model_and_manager(tmp_path)
+    path = str(tmp_path / "steps.csv")
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    model.fit(np.zeros((5, 2)), np.ones((5, 1)), batch_size=1, epochs=1, verbose=0,
+              callbacks=[callbacks.StepLogger(path)])  # a run that logged 5 steps, then was killed ...
+    model.optimizer.iterations.assign(3)  # ... and whose last checkpoint is from step 3
+    model.fit(np.zeros((2, 2)), np.ones((2, 1)), batch_size=1, epochs=1, verbose=0,
+              callbacks=[callbacks.StepLogger(path)])
+    assert [int(r["step"]) for r in csv.DictReader(open(path))] == [1, 2, 3, 4, 5]
+    assert open(path).readline().startswith("step,epoch,ms,learning_rate,loss")
+
+
 def test_time_budget_stops_training_and_carries_over_to_the_next_sitting(tmp_path):
     model, _ = _model_and_manager(tmp_path)
     path = str(tmp_path / "train_time.json")

@@ -46,7 +46,6 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     assert _checkpoint_step(run) == EPOCHS * STEPS
 
     steps = [int(row["step"]) for row in csv.DictReader(open(os.path.join(run, "steps.csv")))]
-    resumed = steps[steps.index(killed_at + 1, killed_at):]  # the second run's rows start right after the checkpoint
-    assert resumed == list(range(killed_at + 1, EPOCHS * STEPS + 1))
+    assert steps == list(range(1, EPOCHS * STEPS + 1))  # one row a step: rows logged after the checkpoint are redone
     epochs = [int(row["epoch"]) for row in csv.DictReader(open(os.path.join(run, "history.csv")))]
     assert epochs[-1] == EPOCHS - 1  # Keras counts epochs from 0 in history.csv
