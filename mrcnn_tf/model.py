@@ -153,7 +153,11 @@ class MaskRCNN(keras.Model):
         }
 
     def _box_losses(self, features, rois):
-        class_logits, box_deltas = self.box_head(self.box_roi_align(features[:ROI_LEVELS], rois["rois"]))
+        # A fixed count of sampled RoIs: XLA's RoIAlign pays here (``train.xla_roi_align``). The serving graph
+        # (``call``) stays free of XLA, which TF Serving's CPU build does not compile by default.
+        pooled = self.box_roi_align(features[:ROI_LEVELS], rois["rois"],
+                                    jit_compile=self.config.train.xla_roi_align)  # [B, R, 7, 7, F]
+        class_logits, box_deltas = self.box_head(pooled)
         return {
             "cls": losses.classification_loss(class_logits, rois["classes"], rois["valid"]),
             "box": losses.box_regression_loss(box_deltas, rois["classes"], rois["box_targets"], rois["positive"],

@@ -15,7 +15,8 @@ class MultilevelRoIAlign(keras.layers.Layer):
         self.min_level = min_level
         self.canonical_size = canonical_size
 
-    def call(self, features, rois):
+    def call(self, features, rois, jit_compile=False):
+        """``jit_compile``: pool with XLA (faster; compiles once per shape, so for a fixed RoI count ``R``)."""
         return roi_ops.multilevel_roi_align(
-            features, rois, self.output_size, self.sampling_ratio, self.min_level, self.canonical_size
+            features, rois, self.output_size, self.sampling_ratio, self.min_level, self.canonical_size, jit_compile
         )

@@ -111,7 +111,14 @@ def roi_align(features, boxes, output_size, sampling_ratio=2, spatial_scale=1.0)
     return roi_align_flat(flat, scaled, ones * shape[1], ones * shape[2], ones * 0, output_size, sampling_ratio)
 
 
-def multilevel_roi_align(features, boxes, output_size, sampling_ratio, min_level, canonical_size):
+# The same function compiled by XLA, which fuses the tap weighting into the gather and its gradient into one
+# scatter, instead of materialising all taps (forward + backward on 512 RoIs: about half the time on a CPU).
+# XLA compiles once per input shape: use it where the RoI count is static.
+_roi_align_flat_xla = tf.function(roi_align_flat, jit_compile=True)
+
+
+def multilevel_roi_align(features, boxes, output_size, sampling_ratio, min_level, canonical_size,
+                         jit_compile=False):
     """RoIAlign of each RoI from the FPN level its size selects.
 
     Args:
@@ -120,6 +127,8 @@ def multilevel_roi_align(features, boxes, output_size, sampling_ratio, min_level
       boxes: ``[B, R, 4]`` float32 in image pixels.
       output_size, sampling_ratio: as :func:`roi_align_flat`.
       canonical_size: box size that maps to level 4 (FPN's 224, scaled to the input size).
+      jit_compile: pool with the XLA-compiled :func:`roi_align_flat` (same values and gradient); it compiles
+        for each new shape, so only for a fixed ``R``.
     Returns:
       ``[B, R, out, out, C]``.
     """
@@ -138,4 +147,5 @@ def multilevel_roi_align(features, boxes, output_size, sampling_ratio, min_level
     heights = tf.gather(level_heights, level)
     widths = tf.gather(level_widths, level)
     offsets = tf.gather(level_offsets, level)
-    return roi_align_flat(flat, scaled, heights, widths, offsets, output_size, sampling_ratio)
+    pool = _roi_align_flat_xla if jit_compile else roi_align_flat
+    return pool(flat, scaled, heights, widths, offsets, output_size, sampling_ratio)

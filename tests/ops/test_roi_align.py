@@ -262,13 +262,14 @@ def test_assign_fpn_levels_matches_reference_on_random_boxes():
     np.testing.assert_array_equal(got, expected)
 
 
-def test_multilevel_roi_align_matches_reference():
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_multilevel_roi_align_matches_reference(jit_compile):
     rng = np.random.default_rng(4)
     level_features = _level_features(rng)
     boxes = _multilevel_boxes(rng)
     got = multilevel_roi_align(
         [tf.constant(f) for f in level_features], tf.constant(boxes), OUTPUT_SIZE, SAMPLING_RATIO, MIN_LEVEL,
-        CANONICAL_SIZE,
+        CANONICAL_SIZE, jit_compile=jit_compile,
     ).numpy()
     expected = reference_multilevel_forward(reference_multilevel_weights(boxes, level_features), level_features)
     assert got.shape == (2, boxes.shape[1], OUTPUT_SIZE, OUTPUT_SIZE, 3)
@@ -318,7 +319,8 @@ def test_roi_align_gradient_matches_finite_differences():
     np.testing.assert_allclose(tape.gradient(loss, tf_features).numpy(), numeric, atol=1e-5)
 
 
-def test_multilevel_roi_align_gradient_matches_reference():
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_multilevel_roi_align_gradient_matches_reference(jit_compile):
     rng = np.random.default_rng(7)
     level_features = _level_features(rng)
     boxes = _multilevel_boxes(rng)
@@ -327,7 +329,7 @@ def test_multilevel_roi_align_gradient_matches_reference():
     with tf.GradientTape() as tape:
         tape.watch(tf_features)
         pooled = multilevel_roi_align(tf_features, tf.constant(boxes), OUTPUT_SIZE, SAMPLING_RATIO, MIN_LEVEL,
-                                      CANONICAL_SIZE)
+                                      CANONICAL_SIZE, jit_compile=jit_compile)
         loss = tf.reduce_sum(upstream * pooled)
     got = tape.gradient(loss, tf_features)
     expected = reference_multilevel_gradient(
