@@ -13,6 +13,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from mrcnn_tf.errors import run_command  # noqa: E402
 
 
+def score_threshold(text):
+    """``--score-threshold``: a number in [0, 1], or ``val``."""
+    if text == "val":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or 'val', got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or 'val', got {text!r}")
+    return value
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = p.add_mutually_exclusive_group(required=True)
@@ -24,7 +37,9 @@ def parse_args(argv):
     p.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
     p.add_argument("--detections", help="COCO results json, with --ground-truth")
     p.add_argument("--out", help="report folder")
-    p.add_argument("--score-threshold", type=float, default=0.5, help="an image is positive at this score")
+    p.add_argument("--score-threshold", type=score_threshold, default=0.5,
+                   help="an image is positive at this score; with --model, 'val' chooses the score that gives "
+                        "the best image-level F1 on the run's validation split")
     p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--weights", default="final", choices=("final", "best"),
                    help="with --model: the run's final weights or its best by validation mask AP50")
@@ -33,6 +48,8 @@ def parse_args(argv):
         p.error("--model needs --data and --out")
     if args.ground_truth and not (args.detections and args.out):
         p.error("--ground-truth needs --detections and --out")
+    if args.score_threshold == "val" and not args.model:
+        p.error("--score-threshold val needs --model (a run with a validation split)")
     return args
 
 

@@ -88,3 +88,21 @@ def test_model_mode_evaluates_the_runs_test_split(tiny_run, tmp_path):
         assert (out / name).is_file(), name
     code = evaluate.main(["--model", str(run), "--data", str(data), "--split", "val", "--out", str(out)])
     assert code == 2  # the val split is empty: a clear error, not an empty report
+
+
+def test_model_mode_chooses_the_score_threshold_on_the_val_split(tiny_run, tmp_path):
+    run, data = tiny_run
+    splits.write_splits({"ratios": [0, 0.5, 0.5], "seed": 0, "by": "patient", "train": [],
+                         "val": ["TCGA_AA_0001"], "test": ["TCGA_AA_0002"]}, run / splits.SPLITS_FILE)
+    out = tmp_path / "report"
+    args = ["--model", str(run), "--data", str(data), "--split", "test", "--out", str(out), "--score-threshold"]
+    assert evaluate.main(args + ["val"]) == 0
+    figures = json.loads((out / "report.json").read_text())
+    chosen = figures["source"]["score_threshold_chosen_on_val"]
+    expected = 0.5 if chosen is None else chosen["threshold"]
+    assert figures["thresholds"]["score"] == pytest.approx(expected)
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(args + ["1.5"])
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(["--ground-truth", "g.json", "--detections", "d.json", "--out", "o",
+                             "--score-threshold", "val"])

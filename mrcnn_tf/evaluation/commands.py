@@ -1,11 +1,14 @@
 """What ``evaluate.py`` does in each of its modes; also used by training for its validation report."""
 import os
+import sys
 
 from mrcnn_tf.data import readers, splits
 from mrcnn_tf.errors import DataError
 from mrcnn_tf.evaluation import coco, confusion, report
 
 OVERLAY_TILES = 16
+DEFAULT_SCORE_THRESHOLD = 0.5
+VALIDATION = "val"  # score_threshold="val": chosen on the validation split
 
 
 def evaluate_items(model, reader, items, out_dir, score_threshold=0.5, source=None, verbose=True):
@@ -22,19 +25,43 @@ def evaluate_items(model, reader, items, out_dir, score_threshold=0.5, source=No
 def evaluate_run(run_dir, data_root, split, out_dir, score_threshold=0.5, max_images=None, data_format="auto",
                  weights="final"):
     """``evaluate.py --model RUN --data PATH --split NAME``: the run's model (its ``"final"`` or ``"best"``
-    weights) on one split of the data."""
+    weights) on one split of the data.
+
+    ``score_threshold`` is a float, or ``"val"``: the threshold that maximises the image-level F1 on the run's
+    validation split (:func:`confusion.f1_best_threshold`), recorded in the report's ``source``.
+    """
     from mrcnn_tf.training import load_run  # TensorFlow only for this mode
 
     reader = readers.open_dataset(data_root, data_format)
-    items = reader.items
-    if split != "all":
-        path = os.path.join(run_dir, splits.SPLITS_FILE)
-        if not os.path.isfile(path):
-            raise DataError(f"{path}: the run has no splits file; evaluate with --split all")
-        items = splits.select(items, splits.read_splits(path), split)
-    items = items[:max_images]
+    model = load_run(run_dir, weights)
     source = {"model": run_dir, "weights": weights, "data": data_root, "split": split}
-    return evaluate_items(load_run(run_dir, weights), reader, items, out_dir, score_threshold, source)
+    if score_threshold == VALIDATION:
+        chosen = choose_score_threshold(model, reader, _split_items(reader, run_dir, VALIDATION))
+        source["score_threshold_chosen_on_val"] = chosen
+        if chosen is None:
+            print(f"no tumour found on the validation split: score threshold {DEFAULT_SCORE_THRESHOLD}",
+                  file=sys.stderr)
+        score_threshold = DEFAULT_SCORE_THRESHOLD if chosen is None else chosen["threshold"]
+    items = _split_items(reader, run_dir, split)[:max_images]
+    return evaluate_items(model, reader, items, out_dir, score_threshold, source)
+
+
+def _split_items(reader, run_dir, split):
+    """The reader's items of one split of the run (``RUN/splits.json``), or all of them for ``"all"``."""
+    if split == "all":
+        return reader.items
+    path = os.path.join(run_dir, splits.SPLITS_FILE)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: the run has no splits file; evaluate with --split all")
+    return splits.select(reader.items, splits.read_splits(path), split)
+
+
+def choose_score_threshold(model, reader, items):
+    """The image-level F1-best score threshold of ``model`` on ``items`` (None when nothing is found)."""
+    from mrcnn_tf.evaluation import runner
+
+    records, _ = runner.predict_records(model, items, reader)
+    return confusion.f1_best_threshold(records)
 
 
 def evaluate_coco_files(ground_truth, detections, out_dir, score_threshold=0.5):

@@ -32,6 +32,28 @@ def image_level_counts(records, score_threshold):
     return counts
 
 
+def f1_best_threshold(records):
+    """The score threshold that maximises the image-level F1 of ``records`` (chosen on a validation split).
+
+    An image is predicted positive at threshold ``t`` when its best detection scores ``>= t``, so the only
+    thresholds that give different matrices are the images' best scores; each is tried, and among equal F1s the
+    highest threshold wins (fewer false positives for the same F1).
+
+    Args:
+      records: list of ImageRecord.
+    Returns:
+      dict(threshold=float, f1=float, tp, fp, fn, tn), or None when no record has a detection and a tumour
+      (F1 is 0 or undefined at every threshold).
+    """
+    best = None
+    for threshold in sorted({float(r.det_scores.max()) for r in records if len(r.det_scores)}, reverse=True):
+        counts = image_level_counts(records, threshold)
+        f1 = metrics_from_counts(**counts)["f1"]
+        if f1 and (best is None or f1 > best["f1"]):
+            best = dict(threshold=threshold, f1=f1, **counts)
+    return best
+
+
 def _ratio(numerator, denominator):
     """``numerator / denominator`` as a float, None when the denominator is 0 (the figure is undefined)."""
     return None if denominator == 0 else float(numerator / denominator)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mrcnn_tf.evaluation.confusion import image_level_counts, metrics_from_counts
+from mrcnn_tf.evaluation.confusion import f1_best_threshold, image_level_counts, metrics_from_counts
 from mrcnn_tf.evaluation.records import ImageRecord
 
 
@@ -86,3 +86,32 @@ def test_image_level_counts_in_table_1_layout():
 
 def test_image_level_counts_of_no_records():
     assert image_level_counts([], 0.5) == dict(tp=0, fp=0, fn=0, tn=0)
+
+
+def test_f1_best_threshold_tries_each_images_best_score():
+    records = [
+        _record(1, [0.9, 0.2], image_id=1),
+        _record(1, [0.7], image_id=2),
+        _record(1, [0.3], image_id=3),
+        _record(0, [0.8], image_id=4),
+        _record(0, [0.4], image_id=5),
+        _record(0, [], image_id=6),
+    ]
+    # 0.9: TP1 FN2 -> F1 0.5; 0.8: TP1 FP1 FN2 -> 0.4; 0.7: TP2 FP1 FN1 -> 2/3; 0.4: TP2 FP2 FN1 -> 4/7;
+    # 0.3: TP3 FP2 -> 0.75, the best.
+    chosen = f1_best_threshold(records)
+    assert chosen["threshold"] == pytest.approx(0.3) and chosen["f1"] == pytest.approx(0.75)
+    assert (chosen["tp"], chosen["fp"], chosen["fn"], chosen["tn"]) == (3, 2, 0, 1)
+
+
+def test_f1_best_threshold_prefers_the_highest_of_equal_f1s():
+    records = [_record(1, [0.8], image_id=1), _record(0, [0.7], image_id=2), _record(0, [0.65], image_id=3),
+               _record(1, [0.6], image_id=4)]
+    # 0.8: TP1 FN1 -> F1 2/3; 0.7 -> 1/2; 0.65 -> 2/5; 0.6: TP2 FP2 -> 2/3 again: the higher threshold wins.
+    chosen = f1_best_threshold(records)
+    assert chosen["threshold"] == pytest.approx(0.8) and chosen["f1"] == pytest.approx(2 / 3)
+
+
+def test_f1_best_threshold_is_none_without_a_found_tumour():
+    assert f1_best_threshold([_record(0, [0.9], image_id=1), _record(1, [], image_id=2)]) is None
+    assert f1_best_threshold([]) is None
