@@ -1,16 +1,19 @@
-"""What one speed change buys: train steps with and without it, interleaved in one process.
+"""What one speed change buys: train steps (or inferences) with and without it, interleaved in one process.
 
-    python benchmarks/ab.py --change fused_sgd|xla_roi_align [--settings torchvision|ours] [--rounds 4] [--steps 3]
+    python benchmarks/ab.py --change fused_sgd|xla_roi_align|xla_features [--settings torchvision|ours]
+                            [--rounds 4] [--steps 3]
 
-Builds two models in one process, the same but for the change, then times ``--steps`` train steps of each in
-turn, ``--rounds`` times, so that a shared machine's drift hits both alike, and prints each one's median (ms) as
-one JSON line. Input: ``speed.py``'s synthetic ellipse, GroupNorm. Both changes leave inference as it is.
-Changes:
+Builds two models in one process, the same but for the change, then times ``--steps`` train steps (inferences
+for ``xla_features``) of each in turn, ``--rounds`` times, so that a shared machine's drift hits both alike, and
+prints each one's median (ms) and its first call (tracing, and XLA compiling) as one JSON line. Input:
+``speed.py``'s synthetic ellipse, GroupNorm. Changes:
 
 - ``fused_sgd``: ``keras.optimizers.SGD`` against :class:`mrcnn_tf.optimizer.FusedSGD`, the same schedule,
   momentum, weight decay and clipping (the same arithmetic, ``tests/test_optimizer.py``);
 - ``xla_roi_align``: ``train.xla_roi_align`` off and on (the losses' box RoIAlign compiled by XLA or not; the
-  same values, ``tests/ops/test_roi_align.py``).
+  same values, ``tests/ops/test_roi_align.py``);
+- ``xla_features``: inference with backbone + FPN plain or under XLA (``inference.xla_features``; the same
+  detections, ``tests/test_export.py``).
 """
 import argparse
 import json
@@ -26,6 +29,7 @@ import mrcnn_tf  # noqa: E402,F401  (first: it sets TensorFlow's CPU environment
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 import speed  # noqa: E402
 from mrcnn_tf.training import compile_model  # noqa: E402
@@ -39,26 +43,53 @@ def keras_sgd(config):
     return model
 
 
-CHANGES = {  # change -> (name, build) without it, (name, build) with it
-    "fused_sgd": (("keras_sgd", keras_sgd), ("fused_sgd", compile_model)),
-    "xla_roi_align": (("plain_roi_align", lambda c: compile_model(c.replace(train={"xla_roi_align": False}))),
-                      ("xla_roi_align", lambda c: compile_model(c.replace(train={"xla_roi_align": True})))),
+def train_step(build):
+    """``(config, batch) -> step``: one train step of the model ``build(config)`` returns."""
+    def make(config, batch):
+        model = build(config)
+        return lambda: model.train_on_batch(batch)
+    return make
+
+
+def inference_step(xla_features):
+    """``(config, batch) -> step``: one inference of the batch's images, as ``speed.py`` times it."""
+    def make(config, batch):
+        model = compile_model(config)
+        infer = tf.function(lambda x: model(x, training=False, xla_features=xla_features))
+        images = tf.constant(batch["images"])
+        return lambda: infer(images)["masks"].numpy()
+    return make
+
+
+CHANGES = {  # change -> (what is timed, (name, make) without it, (name, make) with it)
+    "fused_sgd": ("train", ("keras_sgd", train_step(keras_sgd)), ("fused_sgd", train_step(compile_model))),
+    "xla_roi_align": (
+        "train",
+        ("plain_roi_align", train_step(lambda c: compile_model(c.replace(train={"xla_roi_align": False})))),
+        ("xla_roi_align", train_step(lambda c: compile_model(c.replace(train={"xla_roi_align": True})))),
+    ),
+    "xla_features": ("inference", ("plain_features", inference_step(False)), ("xla_features", inference_step(True))),
 }
 
 
-def interleaved_ms(variants, step, rounds, steps):
-    """Median ms of ``step(model)`` for each of ``variants`` (name -> model), timed in turn ``rounds`` times."""
+def timed_ms(fn):
+    start = time.perf_counter()
+    fn()
+    return 1000.0 * (time.perf_counter() - start)
+
+
+def interleaved_ms(variants, rounds, steps):
+    """Median ms of each of ``variants`` (name -> zero-argument step), timed in turn ``rounds`` times, and the ms of
+    each one's first call (tracing, and compiling where XLA is on)."""
     times = {name: [] for name in variants}
-    for model in variants.values():  # trace and warm up
-        for _ in range(2):
-            step(model)
+    first = {}
+    for name, step in variants.items():  # trace and warm up
+        first[name] = round(timed_ms(step), 1)
+        step()
     for _ in range(rounds):
-        for name, model in variants.items():
-            for _ in range(steps):
-                start = time.perf_counter()
-                step(model)
-                times[name].append(1000.0 * (time.perf_counter() - start))
-    return {name: round(float(np.median(values)), 1) for name, values in times.items()}
+        for name, step in variants.items():
+            times[name] += [timed_ms(step) for _ in range(steps)]
+    return {name: round(float(np.median(values)), 1) for name, values in times.items()}, first
 
 
 def main():
@@ -71,9 +102,11 @@ def main():
     args = p.parse_args()
     config = speed.benchmark_config(args.settings, args.image_size, 1, "group_norm")
     batch = speed.synthetic_batch(config, 1)
-    variants = {name: build(config) for name, build in CHANGES[args.change]}
-    train = interleaved_ms(variants, lambda model: model.train_on_batch(batch), args.rounds, args.steps)
-    result = {f"{name}_train_ms": ms for name, ms in train.items()}
+    timed, *builds = CHANGES[args.change]
+    variants = {name: make(config, batch) for name, make in builds}
+    medians, first = interleaved_ms(variants, args.rounds, args.steps)
+    result = {f"{name}_{timed}_ms": ms for name, ms in medians.items()}
+    result.update({f"{name}_first_call_ms": ms for name, ms in first.items()})
     result.update({"change": args.change, "settings": args.settings, "image_size": args.image_size,
                    "steps_each": args.rounds * args.steps})
     print(json.dumps(result))

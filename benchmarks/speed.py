@@ -163,13 +163,16 @@ def measure(config, steps):
     batch = synthetic_batch(config, config.train.batch_size)
     tensors = {key: tf.constant(value) for key, value in batch.items()}
     train_ms = median_ms(lambda: model.train_on_batch(batch), steps)
-    infer = tf.function(lambda x: model(x, training=False))
+    # In-process inference as ``inference.detect`` runs it (backbone + FPN under XLA when
+    # ``inference.xla_features``); its FLOPs are counted on the plain graph (the op statistics skip XLA functions).
+    infer = tf.function(lambda x: model(x, training=False, xla_features=config.inference.xla_features))
     images = tensors["images"]
     infer_ms = median_ms(lambda: infer(images)["masks"].numpy(), steps) / config.train.batch_size
     detections = int(infer(images)["num_detections"].numpy().max())
     train_gf, mask_rois = train_gflop(model, tensors)
     batch_size = config.train.batch_size
-    infer_gf = graph_gflop(infer.get_concrete_function(images)) + mask_head_gflop(model, batch_size, detections,
+    plain = tf.function(lambda x: model(x, training=False))
+    infer_gf = graph_gflop(plain.get_concrete_function(images)) + mask_head_gflop(model, batch_size, detections,
                                                                                   False)
     return {
         "train_step_ms": round(train_ms, 1), "inference_ms": round(infer_ms, 1),

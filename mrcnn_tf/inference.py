@@ -17,8 +17,10 @@ IMAGES_SPEC = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
 _COMPILED = weakref.WeakKeyDictionary()
 
 
-def serving_fn(model):
-    """The serving function of ``model``: uint8 ``images`` ``[B, H, W, 3]`` -> dict of outputs (documented in ``mrcnn_tf.export``)."""
+def serving_fn(model, xla_features=False):
+    """The serving function of ``model``: uint8 ``images`` ``[B, H, W, 3]`` -> dict of outputs (documented in
+    ``mrcnn_tf.export``). ``xla_features``: backbone + FPN compiled by XLA (in process only: the exported
+    SavedModel is XLA-free, since TF Serving's CPU build does not compile XLA by default)."""
     config = model.config
     size = config.image_size
 
@@ -27,7 +29,7 @@ def serving_fn(model):
         images = tf.ensure_shape(images, IMAGES_SPEC.shape, name="check_images_shape")
         height, width = tf.shape(images)[1], tf.shape(images)[2]
         resized = tf.image.resize(tf.cast(images, tf.float32), (size, size), antialias=False)  # [B, S, S, 3]
-        outputs = model(tf.cast(tf.round(resized), tf.uint8), training=False)
+        outputs = model(tf.cast(tf.round(resized), tf.uint8), training=False, xla_features=xla_features)
         valid = tf.cast(outputs["valid"], tf.float32)  # [B, D]
         scale_y = tf.cast(height, tf.float32) / size
         scale_x = tf.cast(width, tf.float32) / size
@@ -46,9 +48,11 @@ def serving_fn(model):
 
 
 def compiled_serving(model):
-    """``serving_fn(model)`` as one cached ``tf.function`` (eager calls would re-run every op from Python)."""
+    """``serving_fn(model)`` as one cached ``tf.function`` (eager calls would re-run every op from Python), with
+    backbone + FPN under XLA when ``config.inference.xla_features``."""
     if model not in _COMPILED:
-        _COMPILED[model] = tf.function(serving_fn(model), input_signature=[IMAGES_SPEC])
+        serve = serving_fn(model, model.config.inference.xla_features)
+        _COMPILED[model] = tf.function(serve, input_signature=[IMAGES_SPEC])
     return _COMPILED[model]
 
 

@@ -60,11 +60,14 @@ class MaskRCNN(keras.Model):
         self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES + ("loss",)}
 
     # The forward pass of the paper's figure 2.
-    def call(self, images, training=False):
+    def call(self, images, training=False, xla_features=False):
         """Detections of ``images`` ``[B, S, S, 3]``: dict of ``boxes`` ``[B, D, 4]``, ``scores`` ``[B, D]``,
         ``classes`` ``[B, D]``, ``valid`` ``[B, D]``, ``num_detections`` ``[B]``, ``mask_probs`` ``[B, D, M, M]``
-        and ``masks`` ``[B, D, S, S]`` uint8 (0/1 at the input size)."""
-        features = self.extract_features(images, training=False)  # [P2 .. P6]
+        and ``masks`` ``[B, D, S, S]`` uint8 (0/1 at the input size).
+
+        ``xla_features``: backbone + FPN compiled by XLA (``inference.xla_features``; off by default so that
+        exported graphs stay XLA-free)."""
+        features = self.extract_features(images, xla=xla_features)  # [P2 .. P6]
         rpn_logits, rpn_deltas = self.rpn_head(features)  # [B, N], [B, N, 4]
         proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=False)  # [B, P, 4]
         class_logits, box_deltas = self.box_head(self.box_roi_align(features[:ROI_LEVELS], proposals))
@@ -107,9 +110,18 @@ class MaskRCNN(keras.Model):
             return slots
         return tf.clip_by_value(tf.reduce_max(counts), 1, slots)
 
-    def extract_features(self, images, training=False):
-        """Backbone + FPN: ``[B, S, S, 3]`` 0-255 -> ``[P2, P3, P4, P5, P6]``."""
+    def extract_features(self, images, training=False, xla=False):
+        """Backbone + FPN: ``[B, S, S, 3]`` 0-255 -> ``[P2, P3, P4, P5, P6]``; ``xla``: inference only, as one
+        XLA-compiled function (on CPU XLA's convolutions beat oneDNN's forward, not its gradients)."""
+        if xla:
+            if training:
+                raise ValueError("xla=True is for inference: XLA's convolution gradients are slower on CPU")
+            return self._xla_features(images)
         return self.fpn(self.backbone(backbone_lib.preprocess(images), training=training))
+
+    @tf.function(jit_compile=True)
+    def _xla_features(self, images):
+        return self.extract_features(images, training=False)
 
     def compute_losses(self, batch, training=True):
         """The five losses of one batch (dict of float32 scalars) and their sum under ``"loss"``."""

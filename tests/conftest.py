@@ -19,7 +19,7 @@ def tiny_config(image_size=64, **sections):
         rpn={"batch_size_per_image": 64, "train_pre_nms_topk": 200, "train_post_nms_topk": 100,
              "test_pre_nms_topk": 100, "test_post_nms_topk": 50},
         roi={"batch_size_per_image": 32, "fc_dim": 64, "mask_conv_dim": 32, "mask_rois_per_image": 8},
-        inference={"max_detections": 10},
+        inference={"max_detections": 10, "xla_features": False},  # an XLA compile costs ~30 s: tests/test_export.py
         backbone={"group_norm_groups": 8, "fpn_channels": 32},
     )
     return config.replace(**sections) if sections else config

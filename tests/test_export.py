@@ -39,9 +39,10 @@ def ellipse_images():
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """``(model, export_dir)``: a tiny untrained model saved as a run folder and exported from it."""
+    """``(model, export_dir)``: a tiny untrained model saved as a run folder and exported from it. Its
+    in-process inference runs backbone + FPN under XLA, which the export leaves out."""
     root = tmp_path_factory.mktemp("export")
-    model = build_model(tiny_config())
+    model = build_model(tiny_config(inference={"xla_features": True}))
     run_dir = save_run(model, str(root / "run"))
     return model, export.export_run(run_dir, str(root / "export"))
 
@@ -90,6 +91,7 @@ LOAD_WITHOUT_PACKAGE = textwrap.dedent("""
 
 
 def test_export_runs_without_the_package_and_matches_detect(exported, tmp_path):
+    # detect() runs backbone + FPN under XLA (the model's config), the export without: the same detections.
     model, export_dir = exported
     images = ellipse_images()
     np.save(tmp_path / "images.npy", images)
@@ -113,6 +115,12 @@ def test_export_runs_without_the_package_and_matches_detect(exported, tmp_path):
         assert (outputs["masks"][index, :count] == expected["masks"]).mean() >= 0.999
         # Padding rows: score 0, zero masks.
         assert not outputs["scores"][index, count:].any() and not outputs["masks"][index, count:].any()
+
+
+def test_the_saved_model_has_no_xla(exported):
+    # TF Serving's CPU build does not compile XLA by default: nothing in the export may require it.
+    with open(os.path.join(exported[1], "saved_model.pb"), "rb") as f:
+        assert b"_XlaMustCompile" not in f.read()
 
 
 def test_black_image_gives_no_detection_at_score_threshold_one(tmp_path):
