@@ -7,11 +7,11 @@ from mrcnn_tf.errors import DataError
 from mrcnn_tf.evaluation import coco, confusion, report
 
 OVERLAY_TILES = 16
-DEFAULT_SCORE_THRESHOLD = 0.5
+DEFAULT_SCORE_THRESHOLD = 0.5  # the paper's
 VALIDATION = "val"  # score_threshold="val": chosen on the validation split
 
 
-def evaluate_items(model, reader, items, out_dir, score_threshold=0.5, source=None, verbose=True):
+def evaluate_items(model, reader, items, out_dir, score_threshold=DEFAULT_SCORE_THRESHOLD, source=None, verbose=True):
     """Run ``model`` on ``items`` of ``reader``, write the report into ``out_dir``; returns the report dict."""
     from mrcnn_tf.evaluation import runner  # imports TensorFlow: not needed by the other modes
 
@@ -22,8 +22,8 @@ def evaluate_items(model, reader, items, out_dir, score_threshold=0.5, source=No
     return figures
 
 
-def evaluate_run(run_dir, data_root, split, out_dir, score_threshold=0.5, max_images=None, data_format="auto",
-                 weights="final"):
+def evaluate_run(run_dir, data_root, split, out_dir, score_threshold=DEFAULT_SCORE_THRESHOLD, max_images=None,
+                 data_format="auto", weights="final"):
     """``evaluate.py --model RUN --data PATH --split NAME``: the run's model (its ``"final"`` or ``"best"``
     weights) on one split of the data.
 
@@ -33,16 +33,17 @@ def evaluate_run(run_dir, data_root, split, out_dir, score_threshold=0.5, max_im
     from mrcnn_tf.training import load_run  # TensorFlow only for this mode
 
     reader = readers.open_dataset(data_root, data_format)
+    items = _split_items(reader, run_dir, split)[:max_images]  # a bad split fails before the model loads
+    val_items = _split_items(reader, run_dir, VALIDATION) if score_threshold == VALIDATION else None
     model = load_run(run_dir, weights)
     source = {"model": run_dir, "weights": weights, "data": data_root, "split": split}
-    if score_threshold == VALIDATION:
-        chosen = choose_score_threshold(model, reader, _split_items(reader, run_dir, VALIDATION))
+    if val_items is not None:
+        chosen = choose_score_threshold(model, reader, val_items)
         source["score_threshold_chosen_on_val"] = chosen
         if chosen is None:
             print(f"no tumour found on the validation split: score threshold {DEFAULT_SCORE_THRESHOLD}",
                   file=sys.stderr)
         score_threshold = DEFAULT_SCORE_THRESHOLD if chosen is None else chosen["threshold"]
-    items = _split_items(reader, run_dir, split)[:max_images]
     return evaluate_items(model, reader, items, out_dir, score_threshold, source)
 
 
@@ -64,7 +65,7 @@ def choose_score_threshold(model, reader, items):
     return confusion.f1_best_threshold(records)
 
 
-def evaluate_coco_files(ground_truth, detections, out_dir, score_threshold=0.5):
+def evaluate_coco_files(ground_truth, detections, out_dir, score_threshold=DEFAULT_SCORE_THRESHOLD):
     """``evaluate.py --ground-truth GT.json --detections RESULTS.json``: score a COCO results file."""
     records, _ = coco.load_coco_ground_truth(ground_truth)
     records = coco.attach_coco_detections(records, detections)
