@@ -17,6 +17,11 @@ x 30 epochs) with the package defaults for everything the table leaves open, sco
 0.5; ``best`` is what trains fastest from scratch on a CPU budget here (see ``benchmarks/RESULTS.md`` for the runs
 that chose it), scored at the threshold that gives the best image-level F1 on the validation split
 (``evaluate.py --score-threshold val``).
+
+With ``--minutes``, a new ``best`` run sizes its cosine schedule to the budget (``plan_schedule``): it times a
+few train steps of its configuration on a synthetic slice first, then asks for as many steps as
+``SCHEDULE_MARGIN`` of the budget holds, so that the learning rate reaches 0 when the budget ends on this
+machine rather than part-way down the curve. A resumed run keeps the schedule its folder recorded.
 """
 import argparse
 import csv
@@ -37,6 +42,10 @@ CONFIGS = {
     "best": {"train": {"learning_rate": 0.01, "lr_schedule": "cosine", "warmup_steps": 200, "batch_size": 1,
                        "steps_per_epoch": 250, "epochs": 20}},
 }
+# A new budgeted run with a decaying schedule plans its steps to fill this share of the budget: the rest absorbs
+# steps slower than the measured ones (real slices, a busier machine).
+SCHEDULE_MARGIN = 0.92
+SCHEDULE_FILE = "schedule.json"
 # The test report's score threshold: the paper's fixed 0.5, or the image-level F1-best on the validation split.
 SCORE_THRESHOLDS = {"paper": 0.5, "best": "val"}
 SUMMARY_KEYS = {
@@ -50,6 +59,49 @@ SUMMARY_KEYS = {
 def make_config(name):
     """The package defaults with the configuration ``name``'s changes (``CONFIGS``)."""
     return Config().replace(**CONFIGS[name])
+
+
+def fit_schedule(config, minutes, step_seconds, margin=SCHEDULE_MARGIN):
+    """``config`` with the steps that ``margin`` of ``minutes`` holds at ``step_seconds`` a step: about as many
+    epochs as before at the same epoch length (at least one), each a little longer or shorter so that they add up.
+    """
+    train = config.train
+    steps = max(int(60.0 * minutes * margin / step_seconds), 1)
+    epochs = max(round(steps / train.steps_per_epoch), 1)
+    return config.replace(train={"epochs": epochs, "steps_per_epoch": max(steps // epochs, 1)})
+
+
+def measure_step_seconds(config, steps=6):
+    """The median seconds of a train step of ``config`` on speed.py's synthetic slice (after two warm-up steps)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import speed
+
+    from mrcnn_tf.training import compile_model
+
+    model = compile_model(config)
+    batch = speed.synthetic_batch(config, config.train.batch_size)
+    return speed.median_ms(lambda: model.train_on_batch(batch), steps) / 1000.0
+
+
+def plan_schedule(config, out_dir, minutes, measure=measure_step_seconds):
+    """The configuration to train: ``config`` with its schedule sized to ``minutes`` (``fit_schedule``) when it
+    is a new run with a budget and a decaying schedule, else ``config`` unchanged (a resumed run keeps its own
+    folder's). What was measured and planned goes to ``RUN/schedule.json``."""
+    from mrcnn_tf import training
+
+    _, resuming = training.run_config(out_dir, config)
+    if minutes is None or resuming or config.train.lr_schedule == "constant":
+        return config
+    step_seconds = measure(config)
+    config = fit_schedule(config, minutes, step_seconds)
+    plan = {"measured_step_seconds": round(step_seconds, 3), "minutes": minutes, "margin": SCHEDULE_MARGIN,
+            "epochs": config.train.epochs, "steps_per_epoch": config.train.steps_per_epoch,
+            "steps": config.train.epochs * config.train.steps_per_epoch}
+    print(f"schedule sized to the budget: {json.dumps(plan)}", file=sys.stderr)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, SCHEDULE_FILE), "w") as f:
+        json.dump(plan, f, indent=1)
+    return config
 
 
 def read_json(path):
@@ -91,7 +143,8 @@ def run(args):
     from mrcnn_tf.evaluation import commands, plots
 
     started = time.time()
-    training.train(make_config(args.config), args.data, args.out, num_predictions=0, validation_report=False,
+    config = plan_schedule(make_config(args.config), args.out, args.minutes)
+    training.train(config, args.data, args.out, num_predictions=0, validation_report=False,
                    export=False, minutes=args.minutes)
     trained_at = time.time()
     history = read_columns(os.path.join(args.out, training.HISTORY_FILE))
@@ -115,6 +168,7 @@ def run(args):
         "this_sitting_wall_minutes": {"training": round((trained_at - started) / 60, 1),
                                       "test_report": round((time.time() - trained_at) / 60, 1)},
         "train_settings": run_config["train"],
+        "schedule_sized_to_budget": read_json(os.path.join(args.out, SCHEDULE_FILE)),
     }
     with open(os.path.join(args.out, "accuracy.json"), "w") as f:
         json.dump(summary, f, indent=1)

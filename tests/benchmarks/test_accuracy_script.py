@@ -51,3 +51,47 @@ def test_csv_columns_read_na_as_nan(accuracy, tmp_path):
     columns = accuracy.read_columns(str(path))
     assert columns["step"] == [200.0, 400.0]
     assert columns["val_box_ap50"][0] != columns["val_box_ap50"][0] and columns["val_box_ap50"][1] == 0.5
+
+
+def test_fit_schedule_fills_the_budget_with_whole_epochs(accuracy):
+    config = accuracy.make_config("best")  # 250-step epochs
+    sized = accuracy.fit_schedule(config, minutes=75, step_seconds=1.5, margin=0.9)  # 2700 steps
+    train = sized.train
+    assert (train.epochs, train.steps_per_epoch) == (11, 245)
+    assert 2650 < train.epochs * train.steps_per_epoch <= 2700
+    assert sized.train.learning_rate == config.train.learning_rate and sized.image_size == config.image_size
+    tiny = accuracy.fit_schedule(config, minutes=0.01, step_seconds=2.0, margin=0.9)
+    assert (tiny.train.epochs, tiny.train.steps_per_epoch) == (1, 1)
+
+
+def test_plan_schedule_measures_only_a_new_budgeted_decaying_run(accuracy, tmp_path):
+    import json
+
+    measured = []
+
+    def measure(config):
+        measured.append(config)
+        return 2.0
+
+    best, paper = accuracy.make_config("best"), accuracy.make_config("paper")
+    run = str(tmp_path / "run")
+    assert accuracy.plan_schedule(best, run, None, measure) is best  # no budget
+    assert accuracy.plan_schedule(paper, run, 75, measure) is paper  # the paper's constant rate: Table 2 as is
+    assert not measured
+    sized = accuracy.plan_schedule(best, run, 10, measure)
+    assert len(measured) == 1
+    steps = sized.train.epochs * sized.train.steps_per_epoch
+    assert steps <= 10 * 60 * accuracy.SCHEDULE_MARGIN / 2.0 and steps > 250
+    with open(tmp_path / "run" / accuracy.SCHEDULE_FILE) as f:
+        assert json.load(f)["steps"] == steps
+
+    # A run folder with a checkpoint resumes with its own config: nothing is measured again.
+    from mrcnn_tf import training
+
+    sized.to_json(str(tmp_path / "run" / training.CONFIG_FILE))
+    state = tmp_path / "run" / training.STATE_DIR
+    state.mkdir()
+    (state / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\nall_model_checkpoint_paths: "ckpt-1"\n')
+    (state / "ckpt-1.index").write_bytes(b"")
+    assert accuracy.plan_schedule(best, run, 10, measure) is best
+    assert len(measured) == 1
