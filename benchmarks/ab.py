@@ -1,6 +1,7 @@
 """What one speed change buys: train steps (or inferences) with and without it, interleaved in one process.
 
-    python benchmarks/ab.py --change fused_sgd|xla_roi_align|xla_features [--settings torchvision|ours]
+    python benchmarks/ab.py --change fused_sgd|xla_roi_align|xla_group_norm|xla_features
+                            [--settings torchvision|ours]
                             [--rounds 4] [--steps 3]
 
 Builds two models in one process, the same but for the change, then times ``--steps`` train steps (inferences
@@ -12,6 +13,8 @@ prints each one's median (ms) and its first call (tracing, and XLA compiling) as
   momentum, weight decay and clipping (the same arithmetic, ``tests/test_optimizer.py``);
 - ``xla_roi_align``: ``train.xla_roi_align`` off and on (the losses' box RoIAlign compiled by XLA or not; the
   same values, ``tests/ops/test_roi_align.py``);
+- ``xla_group_norm``: ``train.xla_group_norm`` off and on (GroupNorm's training calls compiled by XLA, one
+  cluster a layer, or not; the same losses and gradients, ``tests/test_model.py``);
 - ``xla_features``: inference with backbone + FPN plain or under XLA (``inference.xla_features``; the same
   detections, ``tests/test_export.py``).
 """
@@ -51,6 +54,11 @@ def train_step(build):
     return make
 
 
+def train_setting(name, value):
+    """A train step of the model with ``train.<name>`` set to ``value``."""
+    return train_step(lambda config: compile_model(config.replace(train={name: value})))
+
+
 def inference_step(xla_features):
     """``(config, batch) -> step``: one inference of the batch's images, as ``speed.py`` times it."""
     def make(config, batch):
@@ -63,11 +71,10 @@ def inference_step(xla_features):
 
 CHANGES = {  # change -> (what is timed, (name, make) without it, (name, make) with it)
     "fused_sgd": ("train", ("keras_sgd", train_step(keras_sgd)), ("fused_sgd", train_step(compile_model))),
-    "xla_roi_align": (
-        "train",
-        ("plain_roi_align", train_step(lambda c: compile_model(c.replace(train={"xla_roi_align": False})))),
-        ("xla_roi_align", train_step(lambda c: compile_model(c.replace(train={"xla_roi_align": True})))),
-    ),
+    "xla_roi_align": ("train", ("plain_roi_align", train_setting("xla_roi_align", False)),
+                      ("xla_roi_align", train_setting("xla_roi_align", True))),
+    "xla_group_norm": ("train", ("plain_group_norm", train_setting("xla_group_norm", False)),
+                       ("xla_group_norm", train_setting("xla_group_norm", True))),
     "xla_features": ("inference", ("plain_features", inference_step(False)), ("xla_features", inference_step(True))),
 }
 

@@ -33,9 +33,10 @@ class MaskRCNN(keras.Model):
         super().__init__(**kwargs)
         self.config = config
         norm, groups = config.backbone.resolved_norm, config.backbone.group_norm_groups
+        xla_norm = config.train.xla_group_norm
         anchors, rpn, roi = config.anchors, config.rpn, config.roi
-        self.backbone = backbone_lib.build_resnet50(config.image_size, norm, groups)
-        self.fpn = FPN(config.backbone.fpn_channels, norm, groups, name="fpn")
+        self.backbone = backbone_lib.build_resnet50(config.image_size, norm, groups, xla_norm)
+        self.fpn = FPN(config.backbone.fpn_channels, norm, groups, xla_norm, name="fpn")
         self.rpn_head = RPNHead(len(anchors.aspect_ratios), config.backbone.fpn_channels, name="rpn_head")
         self.proposal_layer = ProposalLayer(
             config.image_size, anchors.strides, anchors.sizes, anchors.aspect_ratios, rpn.nms_iou,
@@ -51,7 +52,7 @@ class MaskRCNN(keras.Model):
         )
         self.box_head = BoxHead(config.num_classes, roi.fc_dim, name="box_head")
         self.mask_head = MaskHead(config.num_classes, roi.mask_conv_dim, roi.mask_num_convs, norm, groups,
-                                  name="mask_head")
+                                  xla_norm, name="mask_head")
         inference = config.inference
         self.detection_layer = DetectionLayer(
             config.image_size, roi.box_weights, inference.score_threshold, inference.nms_iou,
@@ -117,7 +118,7 @@ class MaskRCNN(keras.Model):
             if training:
                 raise ValueError("xla=True is for inference: XLA's convolution gradients are slower on CPU")
             return self._xla_features(images)
-        return self.fpn(self.backbone(backbone_lib.preprocess(images), training=training))
+        return self.fpn(self.backbone(backbone_lib.preprocess(images), training=training), training=training)
 
     @tf.function(jit_compile=True)
     def _xla_features(self, images):
@@ -132,7 +133,7 @@ class MaskRCNN(keras.Model):
         values = self._rpn_losses(rpn_logits, rpn_deltas, gt_boxes, gt_classes)
         rois = self._sample_rois(rpn_logits, rpn_deltas, gt_boxes, gt_classes)
         values.update(self._box_losses(features, rois))
-        values["mask"] = self._mask_loss(features, rois, batch["gt_masks"])
+        values["mask"] = self._mask_loss(features, rois, batch["gt_masks"], training)
         values["loss"] = tf.add_n([values[name] for name in LOSS_NAMES])
         return values
 
@@ -176,12 +177,13 @@ class MaskRCNN(keras.Model):
                                               rois["valid"], self.config.roi.smooth_l1_beta),
         }
 
-    def _mask_loss(self, features, rois, gt_masks):
+    def _mask_loss(self, features, rois, gt_masks, training=True):
         cfg = self.config.roi
         # Positives come first among the sampled RoIs (in random order), so the first ones suffice.
         count = self._head_count(self.mask_roi_slots, tf.reduce_sum(tf.cast(rois["positive"], tf.int32), axis=1))
         mask_rois = rois["rois"][:, :count]  # [B, R_mask, 4]
-        mask_logits = self.mask_head(self.mask_roi_align(features[:ROI_LEVELS], mask_rois))  # [B, R_mask, M, M, K]
+        pooled = self.mask_roi_align(features[:ROI_LEVELS], mask_rois)  # [B, R_mask, 14, 14, F]
+        mask_logits = self.mask_head(pooled, training=training)  # [B, R_mask, M, M, K]
         mask_target = targets.mask_targets(gt_masks, mask_rois, rois["matched_gt"][:, :count], cfg.mask_size)
         return losses.mask_loss(mask_logits, rois["classes"][:, :count], mask_target, rois["positive"][:, :count])
 

@@ -123,6 +123,19 @@ def test_the_saved_model_has_no_xla(exported):
         assert b"_XlaMustCompile" not in f.read()
 
 
+def test_exporting_in_process_after_xla_calls_leaves_them_out(tmp_path):
+    # train.py exports the model it trained, whose XLA functions (GroupNorm's training calls, inference's backbone
+    # + FPN) have been traced by then: none of them may reach the SavedModel.
+    model = build_model(tiny_config(train={"xla_group_norm": True}, inference={"xla_features": True}))
+    norm = model.backbone.get_layer("conv1_gn")
+    norm(tf.zeros([1, 8, 8, norm.gamma.shape[0]]), training=True)
+    model.extract_features(tf.zeros([1, 64, 64, 3], tf.uint8), xla=True)
+    assert norm._xla_call.experimental_get_tracing_count() == 1
+    export.export_model(model, str(tmp_path))
+    with open(os.path.join(tmp_path, "saved_model.pb"), "rb") as f:
+        assert b"_XlaMustCompile" not in f.read()
+
+
 def test_black_image_gives_no_detection_at_score_threshold_one(tmp_path):
     model = build_model(tiny_config(inference={"score_threshold": 1.0}))
     serve = tf.saved_model.load(export.export_model(model, str(tmp_path))).signatures[export.SIGNATURE]

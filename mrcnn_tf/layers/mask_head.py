@@ -9,9 +9,11 @@ from mrcnn_tf.backbone import normalization
 
 
 class MaskHead(keras.layers.Layer):
-    """``[B, R, 14, 14, F]`` -> mask logits ``[B, R, 28, 28, K]`` float32."""
+    """``[B, R, 14, 14, F]`` -> mask logits ``[B, R, 28, 28, K]`` float32. ``xla_norm``: GroupNorm's training
+    calls compiled by XLA."""
 
-    def __init__(self, num_classes, conv_dim=256, num_convs=4, norm="frozen_bn", groups=32, **kwargs):
+    def __init__(self, num_classes, conv_dim=256, num_convs=4, norm="frozen_bn", groups=32, xla_norm=False,
+                 **kwargs):
         super().__init__(**kwargs)
         use_gn = norm == "group_norm"
         init = keras.initializers.HeNormal()
@@ -19,16 +21,17 @@ class MaskHead(keras.layers.Layer):
             keras.layers.Conv2D(conv_dim, 3, padding="same", kernel_initializer=init, name=f"conv{i + 1}")
             for i in range(num_convs)
         ]
-        self.norms = [normalization(norm, f"conv{i + 1}", groups) if use_gn else None for i in range(num_convs)]
+        self.norms = [normalization(norm, f"conv{i + 1}", groups, xla_norm) if use_gn else None
+                      for i in range(num_convs)]
         self.upsample = keras.layers.Conv2DTranspose(conv_dim, 2, strides=2, activation="relu",
                                                      kernel_initializer=init, name="upsample")
         self.logits = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="mask_logits")
 
-    def call(self, pooled):
+    def call(self, pooled, training=None):
         shape = tf.shape(pooled)
         x = tf.reshape(pooled, tf.concat([[-1], shape[2:]], 0))  # [B*R, 14, 14, F]
         for conv, norm in zip(self.convs, self.norms):
             x = conv(x)
-            x = tf.nn.relu(norm(x) if norm is not None else x)
+            x = tf.nn.relu(norm(x, training=training) if norm is not None else x)
         logits = self.logits(self.upsample(x))  # [B*R, 28, 28, K]
         return tf.reshape(logits, tf.concat([shape[:2], tf.shape(logits)[1:]], 0))

@@ -69,16 +69,17 @@ def test_plan_schedule_measures_only_a_new_budgeted_decaying_run(accuracy, tmp_p
 
     measured = []
 
-    def measure(config):
+    def measure(config, data_root):
+        assert data_root == "DATA"
         measured.append(config)
         return 2.0
 
     best, paper = accuracy.make_config("best"), accuracy.make_config("paper")
     run = str(tmp_path / "run")
-    assert accuracy.plan_schedule(best, run, None, measure) is best  # no budget
-    assert accuracy.plan_schedule(paper, run, 75, measure) is paper  # the paper's constant rate: Table 2 as is
+    assert accuracy.plan_schedule(best, "DATA", run, None, measure) is best  # no budget
+    assert accuracy.plan_schedule(paper, "DATA", run, 75, measure) is paper  # the paper's constant rate: Table 2 as is
     assert not measured
-    sized = accuracy.plan_schedule(best, run, 10, measure)
+    sized = accuracy.plan_schedule(best, "DATA", run, 10, measure)
     assert len(measured) == 1
     steps = sized.train.epochs * sized.train.steps_per_epoch
     assert steps <= 10 * 60 * accuracy.SCHEDULE_MARGIN / 2.0 and steps > 250
@@ -93,5 +94,13 @@ def test_plan_schedule_measures_only_a_new_budgeted_decaying_run(accuracy, tmp_p
     state.mkdir()
     (state / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\nall_model_checkpoint_paths: "ckpt-1"\n')
     (state / "ckpt-1.index").write_bytes(b"")
-    assert accuracy.plan_schedule(best, run, 10, measure) is best
+    assert accuracy.plan_schedule(best, "DATA", run, 10, measure) is best
     assert len(measured) == 1
+
+
+def test_measure_step_seconds_times_train_steps_on_the_dataset(accuracy, tmp_path):
+    from conftest import tiny_config, write_lgg_folder
+
+    write_lgg_folder(str(tmp_path))  # 6 slices of 96 px, resized to the config's 64
+    seconds = accuracy.measure_step_seconds(tiny_config(), str(tmp_path), steps=2, warmup=1, slices=4)
+    assert 0.0 < seconds < 60.0
