@@ -25,7 +25,7 @@ CONFIG_FLAGS = {
     "seed": ("train", "seed"), "split_ratios": ("train", "split_ratios"), "split_seed": ("train", "split_seed"),
     "augment": ("train", "augment"), "checkpoint_every": ("train", "checkpoint_every"),
     "val_every": ("train", "val_every"), "val_max_images": ("train", "val_max_images"),
-    "strategy": ("train", "strategy"),
+    "strategy": ("train", "strategy"), "empty_slice_repeat": ("train", "empty_slice_repeat"),
 }
 
 
@@ -67,6 +67,8 @@ def parse_args(argv):
     g.add_argument("--checkpoint-every", type=int, help=f"steps (default {d.train.checkpoint_every})")
     g.add_argument("--val-every", type=int, help="epochs between validation AP figures (0: never; default 1)")
     g.add_argument("--val-max-images", type=int, help=f"default {d.train.val_max_images}")
+    g.add_argument("--empty-slice-repeat", type=int, metavar="K",
+                   help="show each slice without tumour K times a pass over the training data (default 1)")
     g.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
                    help="tf.distribute: mirrored = all local GPUs; multiworker = several machines (TF_CONFIG)")
     return p.parse_args(argv)

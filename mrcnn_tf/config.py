@@ -141,6 +141,7 @@ class TrainConfig:
     val_every: int = 1  # epochs between validation AP figures (0 = never)
     val_max_images: int = 64  # validation slices scored for AP each time (spread over the split)
     augment: bool = True
+    empty_slice_repeat: int = 1  # each pass over the training data shows a slice without tumour this many times
     strategy: str = "default"  # "default" (one device), "mirrored" (all local GPUs), "multiworker"
 
 
@@ -170,6 +171,8 @@ class Config:
                 f"roi.batch_size_per_image ({self.roi.batch_size_per_image}) exceeds the RoI candidates "
                 f"(rpn.train_post_nms_topk + max_instances = {candidates})"
             )
+        if self.train.empty_slice_repeat < 1:
+            raise ConfigError(f"train.empty_slice_repeat must be at least 1, got {self.train.empty_slice_repeat}")
         anchors = sum((self.image_size // s) ** 2 for s in self.anchors.strides) * len(self.anchors.aspect_ratios)
         if self.rpn.batch_size_per_image > anchors:
             raise ConfigError(f"rpn.batch_size_per_image ({self.rpn.batch_size_per_image}) exceeds the {anchors} anchors")

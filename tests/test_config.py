@@ -40,3 +40,9 @@ def test_image_size_must_be_a_multiple_of_the_coarsest_stride(size):
 def test_more_sampled_rois_than_candidates_is_a_config_error():
     with pytest.raises(ConfigError, match="batch_size_per_image"):
         Config().replace(roi={"batch_size_per_image": 300}, rpn={"train_post_nms_topk": 250})
+
+
+@pytest.mark.parametrize("repeat", [0, -1])
+def test_empty_slices_are_shown_at_least_once_a_pass(repeat):
+    with pytest.raises(ConfigError, match="empty_slice_repeat"):
+        Config().replace(train={"empty_slice_repeat": repeat})

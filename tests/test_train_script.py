@@ -43,6 +43,7 @@ def run(tmp_path_factory):
         "--data", data, "--out", out, "--epochs", "1", "--steps-per-epoch", "2", "--image-size", "64",
         "--predictions", "2", "--split-ratios", "0.5", "0.5", "0",  # one patient to train on, one to validate
         "--minutes", "30",  # a time budget the run never reaches: its clock is still kept
+        "--empty-slice-repeat", "2",
     )
     return result, data, out
 
@@ -76,6 +77,7 @@ def test_run_folder_records_the_config_and_history(run):
         config = json.load(f)
     assert config["image_size"] == 64
     assert config["train"]["epochs"] == 1 and config["train"]["steps_per_epoch"] == 2
+    assert config["train"]["empty_slice_repeat"] == 2
     with open(os.path.join(out, "history.csv")) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1

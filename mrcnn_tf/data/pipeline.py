@@ -68,21 +68,35 @@ def make_dataset(arrays, batch_size, training, seed=0):
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def example_order(count, seed):
-    """An endless stream of example indices, a fresh permutation per pass over the data, as ``(position, index)``.
+def pass_indices(gt_classes, empty_repeat=1):
+    """The example indices one pass over the training data draws: every example once, and each example without
+    an instance (``gt_classes`` ``[N, G]`` all -1) ``empty_repeat - 1`` more times, so that a model sees more
+    tumour-free slices, where its false positives are. Returns ``[N + (empty_repeat - 1) * N_empty]`` int64."""
+    if empty_repeat < 1:
+        raise ValueError(f"empty_repeat must be at least 1, got {empty_repeat}")
+    empty = np.flatnonzero((np.asarray(gt_classes) < 0).all(axis=1))
+    return np.concatenate([np.arange(len(gt_classes))] + [empty] * (empty_repeat - 1)).astype(np.int64)
 
-    The stream is a pure function of ``seed``, so a resumed run that skips the positions already trained on sees
-    exactly the examples it would have seen.
+
+def example_order(indices, seed):
+    """An endless stream of example indices, a fresh permutation of ``indices`` (:func:`pass_indices`) per pass
+    over the data, as ``(position, index)``.
+
+    The stream is a pure function of ``indices`` and ``seed``, so a resumed run that skips the positions already
+    trained on sees exactly the examples it would have seen.
     """
+    indices = tf.constant(indices, tf.int64)  # [P]
+    count = tf.shape(indices, out_type=tf.int64)[0]
     passes = tf.data.Dataset.range(2**62)
-    indices = passes.flat_map(lambda p: tf.data.Dataset.from_tensor_slices(
-        tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=tf.stack([seed, p]))))
-    return indices.enumerate()
+    order = passes.flat_map(lambda p: tf.data.Dataset.from_tensor_slices(tf.gather(
+        indices, tf.random.experimental.stateless_shuffle(tf.range(count), seed=tf.stack([seed, p])))))
+    return order.enumerate()
 
 
-def make_training_dataset(arrays, batch_size, seed=0, start_step=0, augment=True):
-    """Training batches: the :func:`example_order` stream from step ``start_step`` on, each example augmented with
-    a seed of its own position (``data.augment``), batched with static shapes and prefetched."""
+def make_training_dataset(arrays, batch_size, seed=0, start_step=0, augment=True, empty_repeat=1):
+    """Training batches: the :func:`example_order` stream (tumour-free slices ``empty_repeat`` times a pass) from
+    step ``start_step`` on, each example augmented with a seed of its own position (``data.augment``), batched
+    with static shapes and prefetched."""
     from mrcnn_tf.data import augment as augment_lib
 
     specs = {KEYS[k]: tf.TensorSpec(arrays[KEYS[k]].shape[1:], tf.as_dtype(arrays[KEYS[k]].dtype)) for k in KEYS}
@@ -98,7 +112,8 @@ def make_training_dataset(arrays, batch_size, seed=0, start_step=0, augment=True
             example = augment_lib.augment_example(example, tf.stack([tf.cast(seed, tf.int64), position]))
         return example
 
-    dataset = example_order(len(arrays["images"]), seed).skip(start_step * batch_size)
+    order = example_order(pass_indices(arrays["gt_classes"], empty_repeat), seed)
+    dataset = order.skip(start_step * batch_size)
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 

@@ -109,6 +109,35 @@ def test_training_batches_keep_examples_whole():
             np.testing.assert_array_equal(batch["gt_masks"][row].numpy(), arrays["gt_masks"][index])
 
 
+def test_pass_indices_repeat_the_examples_without_an_instance():
+    gt_classes = _arrays(6)["gt_classes"]  # examples 0 and 3 have no ellipse
+    assert pipeline.pass_indices(gt_classes).tolist() == [0, 1, 2, 3, 4, 5]
+    assert sorted(pipeline.pass_indices(gt_classes, empty_repeat=3).tolist()) == [0, 0, 0, 1, 2, 3, 3, 3, 4, 5]
+    with pytest.raises(ValueError, match="at least 1"):
+        pipeline.pass_indices(gt_classes, empty_repeat=0)
+
+
+@pytest.mark.parametrize("empty_repeat", [1, 2])
+def test_training_stream_shows_each_pass_in_a_fresh_order(empty_repeat):
+    arrays = _arrays(6)
+    dataset = pipeline.make_training_dataset(arrays, batch_size=2, seed=5, augment=False, empty_repeat=empty_repeat)
+    per_pass = 6 + 2 * (empty_repeat - 1)
+    seen = [i for batch in dataset.take(per_pass) for i in _ids(batch)]  # two passes
+    first, second = seen[:per_pass], seen[per_pass:]
+    expected = sorted([0, 1, 2, 3, 4, 5] + [0, 3] * (empty_repeat - 1))
+    assert sorted(first) == sorted(second) == expected
+    assert first != second
+
+
+def test_training_stream_resumes_at_the_step_it_stopped():
+    arrays = _arrays(6)
+    whole = [i for batch in pipeline.make_training_dataset(arrays, 2, seed=5, augment=False, empty_repeat=2)
+             .take(7) for i in _ids(batch)]
+    resumed = [i for batch in pipeline.make_training_dataset(arrays, 2, seed=5, start_step=3, augment=False,
+                                                             empty_repeat=2).take(4) for i in _ids(batch)]
+    assert resumed == whole[6:]
+
+
 def test_evaluation_dataset_yields_every_example_once_in_order():
     dataset = pipeline.make_dataset(_arrays(5), batch_size=2, training=False)
     batches = list(dataset)
