@@ -74,9 +74,14 @@ def fit_schedule(config, minutes, step_seconds, margin=SCHEDULE_MARGIN):
 
 
 def measure_step_seconds(config, data_root, steps=20, warmup=3, slices=64):
-    """The mean seconds of a train step of ``config`` as ``model.fit`` runs it, on ``slices`` slices spread over
+    """The median seconds of a train step of ``config`` as ``model.fit`` runs it, on ``slices`` slices spread over
     the dataset at ``data_root``, after ``warmup`` steps. Real slices, not a synthetic one: their 1-4 tumours send
-    more positive RoIs through the mask head, which sets much of a step's time (1.5 s against 1.14 s here)."""
+    more positive RoIs through the mask head, which sets much of a step's time (1.5 s against 1.14 s here).
+
+    The median, not the mean: a step that meets a new count of positive RoIs compiles XLA programs for the mask
+    head's GroupNorm once per process (2-5 s more), and the first steps meet many of them. Their mean planned
+    1.99 s where the run then trained at a 1.46 s median, which would have ended the schedule after 60 of 75
+    minutes."""
     import keras
     import numpy as np
 
@@ -102,7 +107,7 @@ def measure_step_seconds(config, data_root, steps=20, warmup=3, slices=64):
                                              empty_repeat=config.train.empty_slice_repeat)
     times = StepTimes()
     model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, callbacks=[times], verbose=0)
-    return float(np.mean(times.seconds[warmup:]))
+    return float(np.median(times.seconds[warmup:]))
 
 
 def plan_schedule(config, data_root, out_dir, minutes, measure=measure_step_seconds):

@@ -131,7 +131,7 @@ class TrainConfig:
     mixed_precision: bool = False
     jit_compile: bool = False
     xla_roi_align: bool = True  # the losses' box RoIAlign (a fixed RoI count) compiled by XLA alone: faster on CPU
-    xla_group_norm: bool = True  # GroupNorm's training calls compiled by XLA, one cluster a layer: faster on CPU
+    xla_group_norm: bool = True  # GroupNorm's training calls compiled by XLA (one compile a shape): faster on CPU
     seed: int = 0
     split_ratios: tuple = (0.7, 0.2, 0.1)
     split_seed: int = 0

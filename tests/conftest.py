@@ -21,7 +21,7 @@ def tiny_config(image_size=64, **sections):
         roi={"batch_size_per_image": 32, "fc_dim": 64, "mask_conv_dim": 32, "mask_rois_per_image": 8},
         inference={"max_detections": 10, "xla_features": False},  # an XLA compile costs ~30 s: tests/test_export.py
         backbone={"group_norm_groups": 8, "fpn_channels": 32},
-        train={"xla_group_norm": False},  # one XLA compile a GroupNorm layer: tests/layers/test_group_norm.py
+        train={"xla_group_norm": False},  # an XLA compile per GroupNorm shape: tests/ops/test_group_norm.py
     )
     return config.replace(**sections) if sections else config
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 from conftest import tiny_config
 from mrcnn_tf import export, inference, training
 from mrcnn_tf.model import build_model
+from mrcnn_tf.ops.group_norm import group_norm_xla
 
 OUTPUT_DTYPES = {"boxes": "DT_FLOAT", "scores": "DT_FLOAT", "classes": "DT_INT32", "masks": "DT_UINT8",
                  "num_detections": "DT_INT32"}
@@ -130,7 +131,7 @@ def test_exporting_in_process_after_xla_calls_leaves_them_out(tmp_path):
     norm = model.backbone.get_layer("conv1_gn")
     norm(tf.zeros([1, 8, 8, norm.gamma.shape[0]]), training=True)
     model.extract_features(tf.zeros([1, 64, 64, 3], tf.uint8), xla=True)
-    assert norm._xla_call.experimental_get_tracing_count() == 1
+    assert group_norm_xla.experimental_get_tracing_count() >= 1
     export.export_model(model, str(tmp_path))
     with open(os.path.join(tmp_path, "saved_model.pb"), "rb") as f:
         assert b"_XlaMustCompile" not in f.read()

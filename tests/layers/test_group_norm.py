@@ -53,6 +53,12 @@ def test_only_training_calls_with_xla_compile():
     assert not _graph_has_xla(tf.function(lambda t: plain(t, training=True)), x)
 
 
+@pytest.mark.parametrize("kwargs", [{"center": False}, {"scale": False}, {"axis": 1}])
+def test_xla_needs_the_last_axis_scale_and_center(kwargs):
+    with pytest.raises(ValueError, match="xla=True"):
+        GroupNormalization(xla=True, groups=4, **kwargs)
+
+
 def test_config_round_trip():
     layer = GroupNormalization(xla=True, groups=4, epsilon=1e-3, name="n_gn")
     copy = GroupNormalization.from_config(layer.get_config())

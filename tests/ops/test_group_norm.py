@@ -1,0 +1,71 @@
+"""ops/group_norm.py: Keras' GroupNormalization arithmetic as a pure function, and its XLA version."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mrcnn_tf.ops.group_norm import group_norm, group_norm_xla
+
+
+def _inputs(shape, seed=0):
+    """Activations away from zero mean and unit variance, and a non-trivial ``[C]`` gamma and beta."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(3.0, 2.0, shape).astype(np.float32)
+    gamma, beta = rng.normal(1.0, 0.3, shape[-1]), rng.normal(0.0, 0.3, shape[-1])
+    return x, gamma.astype(np.float32), beta.astype(np.float32)
+
+
+def _keras(x, gamma, beta, groups, epsilon):
+    layer = keras.layers.GroupNormalization(groups=groups, epsilon=epsilon, dtype=x.dtype.name)
+    layer.build(x.shape)
+    layer.gamma.assign(gamma)
+    layer.beta.assign(beta)
+    return layer(x)
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 5, 16), (3, 7, 8)])  # [B, H, W, C] and [B, L, C]
+def test_matches_keras_group_normalization(shape):
+    x, gamma, beta = _inputs(shape)
+    want = _keras(tf.constant(x), gamma, beta, 4, 1e-5)
+    for fn in (group_norm, group_norm_xla):
+        np.testing.assert_allclose(fn(tf.constant(x), gamma, beta, 4, 1e-5), want, rtol=1e-5, atol=1e-5)
+
+
+def test_each_group_is_normalised_over_its_positions_and_channels():
+    x, _, _ = _inputs((2, 4, 4, 8))
+    y = group_norm(tf.constant(x), tf.ones([8]), tf.zeros([8]), 2, 0.0).numpy().reshape(2, 16, 2, 4)
+    np.testing.assert_allclose(y.mean(axis=(1, 3)), 0.0, atol=1e-5)  # [B, G]
+    np.testing.assert_allclose(y.std(axis=(1, 3)), 1.0, atol=1e-4)
+
+
+def test_half_precision_inputs_keep_their_dtype_with_float32_statistics():
+    x, gamma, beta = _inputs((2, 6, 5, 16))
+    x16 = tf.constant(x * 100.0, tf.float16)  # squares overflow float16: the statistics must be float32
+    y = group_norm(x16, gamma, beta, 4, 1e-5)
+    assert y.dtype == tf.float16
+    want = group_norm(tf.cast(x16, tf.float32), gamma, beta, 4, 1e-5)
+    np.testing.assert_allclose(tf.cast(y, tf.float32), want, rtol=1e-2, atol=1e-2)
+
+
+def test_xla_gradients_match():
+    x, gamma, beta = (tf.constant(a) for a in _inputs((2, 6, 5, 16)))
+    results = []
+    for fn in (group_norm, group_norm_xla):
+        with tf.GradientTape() as tape:
+            tape.watch([x, gamma, beta])
+            y = fn(x, gamma, beta, 4, 1e-5)
+            loss = tf.reduce_sum(y * tf.sin(y))  # a plain sum's gradient through the normalisation is 0
+        results.append(tape.gradient(loss, [x, gamma, beta]))
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_xla_compiles_once_per_shape():
+    count = group_norm_xla.experimental_get_tracing_count
+    x, gamma, beta = _inputs((1, 3, 3, 24), seed=1)  # a shape no other test uses
+    group_norm_xla(x, gamma, beta, 4, 1e-5)
+    before = count()
+    group_norm_xla(x + 1.0, gamma * 2.0, beta, 4, 1e-5)  # other values, other layer's gamma: same program
+    assert count() == before
+    group_norm_xla(np.concatenate([x, x]), gamma, beta, 4, 1e-5)  # a new shape: one more
+    assert count() == before + 1
