@@ -14,7 +14,8 @@ prints each one's median (ms) and its first call (tracing, and XLA compiling) as
 - ``xla_roi_align``: ``train.xla_roi_align`` off and on (the losses' box RoIAlign compiled by XLA or not; the
   same values, ``tests/ops/test_roi_align.py``);
 - ``xla_group_norm``: ``train.xla_group_norm`` off and on (GroupNorm's training calls compiled by XLA, one
-  cluster a layer, or not; the same losses and gradients, ``tests/test_model.py``);
+  function shared by all layers, compiled once a shape, or not; the same losses and gradients,
+  ``tests/test_model.py``);
 - ``xla_features``: inference with backbone + FPN plain or under XLA (``inference.xla_features``; the same
   detections, ``tests/test_export.py``).
 """

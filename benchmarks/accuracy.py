@@ -100,8 +100,9 @@ def measure_step_seconds(config, data_root, steps=20, warmup=3, slices=64):
         def on_train_batch_end(self, batch, logs=None):
             self.seconds.append(time.perf_counter() - self.start)
 
-    _, arrays = training.load_examples(config, readers.open_dataset(data_root), verbose=False)
-    arrays = training.subset(arrays, spread_indices(len(arrays["images"]), slices))
+    reader = readers.open_dataset(data_root)
+    positions = spread_indices(slices, len(reader.items))
+    _, arrays = training.load_examples(config, reader, verbose=False, positions=positions)
     model = training.compile_model(config)
     dataset = pipeline.make_training_dataset(arrays, config.train.batch_size, augment=config.train.augment,
                                              empty_repeat=config.train.empty_slice_repeat)

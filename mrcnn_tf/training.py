@@ -82,9 +82,10 @@ def compile_model(config, strategy=None):
     return model
 
 
-def load_examples(config, reader, max_slices=None, verbose=True, skip_bad=False):
-    """The items of ``reader`` (the first ``max_slices`` if given) that decode, and their decoded arrays."""
-    items = reader.items[:max_slices]
+def load_examples(config, reader, max_slices=None, verbose=True, skip_bad=False, positions=None):
+    """The items of ``reader`` (those at ``positions``, else the first ``max_slices`` if given) that decode, and
+    their decoded arrays."""
+    items = reader.items[:max_slices] if positions is None else [reader.items[i] for i in positions]
     load = functools.partial(readers.load_example, reader, image_size=config.image_size,
                              max_instances=config.max_instances)
     return pipeline.decode_all(items, load, verbose=verbose, skip_bad=skip_bad)

@@ -10,7 +10,7 @@ import tensorflow as tf
 from conftest import tiny_config, write_lgg_folder
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EPOCHS, STEPS, EVERY = 3, 20, 5
+EPOCHS, STEPS, EVERY = 2, 12, 4
 
 
 def _checkpoint_step(run):

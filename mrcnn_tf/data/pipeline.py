@@ -70,8 +70,9 @@ def make_dataset(arrays, batch_size, training, seed=0):
 
 def pass_indices(gt_classes, empty_repeat=1):
     """The example indices one pass over the training data draws: every example once, and each example without
-    an instance (``gt_classes`` ``[N, G]`` all -1) ``empty_repeat - 1`` more times, so that a model sees more
-    tumour-free slices, where its false positives are. Returns ``[N + (empty_repeat - 1) * N_empty]`` int64."""
+    an instance (its row of ``gt_classes``, ``[examples, G]``, all -1) ``empty_repeat - 1`` more times, so that
+    a model sees more tumour-free slices, where its false positives are. Returns the indices (int64), repeats
+    last."""
     if empty_repeat < 1:
         raise ValueError(f"empty_repeat must be at least 1, got {empty_repeat}")
     empty = np.flatnonzero((np.asarray(gt_classes) < 0).all(axis=1))

@@ -1,7 +1,9 @@
 """Group normalisation (Wu & He, 2018) as a pure function, and the same function compiled by XLA.
 
-``group_norm_xla`` is one module-level ``tf.function``: XLA compiles one program per distinct input shape, so the
-65 GroupNorm layers of ResNet50 + FPN + mask head share about a dozen programs instead of compiling one each.
+``group_norm_xla`` is one module-level ``tf.function``: XLA compiles one program per distinct input shape, which
+the 65 GroupNorm layers of ResNet50 + FPN + mask head share (a layer-bound function would compile once per layer).
+
+Shape letters: ``B`` batch (or RoIs), ``C`` channels; ``groups`` splits ``C`` into groups of ``C // groups``.
 """
 import tensorflow as tf
 
@@ -13,7 +15,7 @@ def group_norm(x, gamma, beta, groups, epsilon):
     Args:
       x: ``[B, ..., C]`` activations (float32, float16 or bfloat16), ``C`` a multiple of ``groups``.
       gamma, beta: ``[C]`` scale and offset.
-      groups: the number of channel groups ``G``.
+      groups: the number of channel groups.
       epsilon: added to the variance.
     Returns:
       ``[B, ..., C]`` in ``x``'s dtype.
@@ -21,9 +23,9 @@ def group_norm(x, gamma, beta, groups, epsilon):
     rank, channels = x.shape.rank, x.shape[-1]
     shape = tf.shape(x)
     group_shape = tf.concat([shape[:-1], [groups, channels // groups]], axis=0)
-    grouped = tf.reshape(tf.cast(x, tf.float32), group_shape)  # [B, ..., G, C/G]
+    grouped = tf.reshape(tf.cast(x, tf.float32), group_shape)  # [B, ..., groups, C / groups]
     axes = list(range(1, rank - 1)) + [rank]  # positions and the channels of a group
-    mean, variance = tf.nn.moments(grouped, axes, keepdims=True)  # [B, 1.., G, 1] each
+    mean, variance = tf.nn.moments(grouped, axes, keepdims=True)  # [B, 1, .., groups, 1] each
     inv = tf.math.rsqrt(variance + epsilon) * tf.reshape(tf.cast(gamma, tf.float32), [groups, channels // groups])
     shift = tf.reshape(tf.cast(beta, tf.float32), [groups, channels // groups]) - mean * inv
     return tf.cast(tf.reshape(grouped * inv + shift, shape), x.dtype)

@@ -98,9 +98,16 @@ def test_plan_schedule_measures_only_a_new_budgeted_decaying_run(accuracy, tmp_p
     assert len(measured) == 1
 
 
-def test_measure_step_seconds_times_train_steps_on_the_dataset(accuracy, tmp_path):
+def test_measure_step_seconds_times_train_steps_on_slices_spread_over_the_dataset(accuracy, tmp_path,
+                                                                                  monkeypatch):
     from conftest import tiny_config, write_lgg_folder
+    from mrcnn_tf import training
 
     write_lgg_folder(str(tmp_path))  # 6 slices of 96 px, resized to the config's 64
+    decoded = []  # the reader positions decoded, per call
+    load_examples = training.load_examples
+    monkeypatch.setattr(training, "load_examples",
+                        lambda *args, **kwargs: decoded.append(kwargs["positions"]) or load_examples(*args, **kwargs))
     seconds = accuracy.measure_step_seconds(tiny_config(), str(tmp_path), steps=2, warmup=1, slices=4)
     assert 0.0 < seconds < 60.0
+    assert decoded == [[0, 2, 3, 5]]  # 4 of the 6, spread over both patients, and only those decoded

@@ -129,6 +129,15 @@ def test_training_stream_shows_each_pass_in_a_fresh_order(empty_repeat):
     assert first != second
 
 
+def test_without_repeats_the_stream_is_the_one_earlier_runs_trained_on():
+    # A run resumed from a folder written before empty_slice_repeat existed must see the slices it would have.
+    earlier = [int(i) for p in range(3) for i in tf.random.experimental.stateless_shuffle(
+        tf.range(7, dtype=tf.int64), seed=tf.constant([5, p], tf.int64))]  # the earlier code's permutations
+    order = pipeline.example_order(pipeline.pass_indices(np.full([7, 2], -1), empty_repeat=1), 5)
+    stream = [int(i) for _, i in order.take(21)]
+    assert stream == earlier
+
+
 def test_training_stream_resumes_at_the_step_it_stopped():
     arrays = _arrays(6)
     whole = [i for batch in pipeline.make_training_dataset(arrays, 2, seed=5, augment=False, empty_repeat=2)

@@ -38,13 +38,32 @@ def test_each_group_is_normalised_over_its_positions_and_channels():
     np.testing.assert_allclose(y.std(axis=(1, 3)), 1.0, atol=1e-4)
 
 
-def test_half_precision_inputs_keep_their_dtype_with_float32_statistics():
+def test_matches_keras_under_mixed_float16():
+    # Keras' layer under mixed_float16: float16 activations in and out, float32 gamma, beta and statistics.
     x, gamma, beta = _inputs((2, 6, 5, 16))
-    x16 = tf.constant(x * 100.0, tf.float16)  # squares overflow float16: the statistics must be float32
-    y = group_norm(x16, gamma, beta, 4, 1e-5)
-    assert y.dtype == tf.float16
-    want = group_norm(tf.cast(x16, tf.float32), gamma, beta, 4, 1e-5)
-    np.testing.assert_allclose(tf.cast(y, tf.float32), want, rtol=1e-2, atol=1e-2)
+    x16 = tf.constant(x * 1000.0, tf.float16)  # squares far beyond float16's range
+    layer = keras.layers.GroupNormalization(groups=4, epsilon=1e-5, dtype="mixed_float16")
+    layer.build(x16.shape)
+    layer.gamma.assign(gamma)
+    layer.beta.assign(beta)
+    want = layer(x16)
+    for fn in (group_norm, group_norm_xla):
+        got = fn(x16, gamma, beta, 4, 1e-5)
+        assert got.dtype == want.dtype == tf.float16
+        np.testing.assert_allclose(tf.cast(got, tf.float32), tf.cast(want, tf.float32), rtol=1e-3, atol=1e-3)
+
+
+def test_no_rois_is_an_empty_result():
+    # The mask head's GroupNorms see as many rows as a step has positive RoIs: none on a tumour-free slice.
+    x, gamma, beta = tf.zeros([0, 14, 14, 16]), tf.ones([16]), tf.zeros([16])
+    with tf.GradientTape() as tape:
+        tape.watch([x, gamma, beta])
+        y = group_norm_xla(x, gamma, beta, 4, 1e-5)
+        loss = tf.reduce_sum(y)
+    assert y.shape == (0, 14, 14, 16)
+    dx, dgamma, dbeta = tape.gradient(loss, [x, gamma, beta])
+    assert dx.shape == (0, 14, 14, 16)
+    assert not np.any(dgamma) and not np.any(dbeta)  # zeros, not NaN from the empty statistics
 
 
 def test_xla_gradients_match():
