@@ -220,7 +220,7 @@ def prepare_splits(out_dir, items, arrays, train_config):
     path = os.path.join(out_dir, splits.SPLITS_FILE)
     if os.path.isfile(path):
         return splits.read_splits(path)
-    has_tumour = (arrays["gt_classes"] >= 0).any(axis=1).tolist()
+    has_tumour = pipeline.has_instances(arrays["gt_classes"]).tolist()
     split_map = splits.make_splits(items, has_tumour, train_config.split_ratios, train_config.split_seed)
     splits.write_splits(split_map, path)
     return split_map
@@ -249,7 +249,7 @@ def load_run(run_dir, weights="final"):
 
 def _pick_examples(arrays, count):
     """Up to ``count`` indices, half with a tumour and half without where possible, spread over the data."""
-    has_tumour = (arrays["gt_classes"] >= 0).any(axis=1)
+    has_tumour = pipeline.has_instances(arrays["gt_classes"])
     positives, negatives = np.flatnonzero(has_tumour), np.flatnonzero(~has_tumour)
     take_neg = min(len(negatives), count // 2)
     take_pos = min(len(positives), count - take_neg)

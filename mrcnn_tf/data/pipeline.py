@@ -68,6 +68,12 @@ def make_dataset(arrays, batch_size, training, seed=0):
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def has_instances(gt_classes):
+    """Whether each example holds an instance: ``gt_classes`` ``[examples, G]`` (-1 = padding) -> bool
+    ``[examples]``."""
+    return (np.asarray(gt_classes) >= 0).any(axis=1)
+
+
 def pass_indices(gt_classes, empty_repeat=1):
     """The example indices one pass over the training data draws: every example once, and each example without
     an instance (its row of ``gt_classes``, ``[examples, G]``, all -1) ``empty_repeat - 1`` more times, so that
@@ -75,7 +81,7 @@ def pass_indices(gt_classes, empty_repeat=1):
     last."""
     if empty_repeat < 1:
         raise ValueError(f"empty_repeat must be at least 1, got {empty_repeat}")
-    empty = np.flatnonzero((np.asarray(gt_classes) < 0).all(axis=1))
+    empty = np.flatnonzero(~has_instances(gt_classes))
     return np.concatenate([np.arange(len(gt_classes))] + [empty] * (empty_repeat - 1)).astype(np.int64)
 
 
