@@ -13,7 +13,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mrcnn_tf.config import Config  # noqa: E402
-from mrcnn_tf.errors import run_command  # noqa: E402
+from mrcnn_tf.errors import ConfigError, run_command  # noqa: E402
 
 # flag -> (config section or None for the top level, field name)
 CONFIG_FLAGS = {
@@ -46,6 +46,9 @@ def parse_args(argv):
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel export at the end")
     p.add_argument("--minutes", type=float, default=None,
                    help="stop training after this many minutes of train steps, over all sittings of the run")
+    p.add_argument("--fit-schedule", action="store_true",
+                   help="with --minutes and a cosine schedule: time 20 train steps first, then size the schedule "
+                        "to end with the budget (a new run; RUN/schedule.json records the plan)")
     g = p.add_argument_group("configuration (default: --config, else mrcnn_tf/config.py)")
     g.add_argument("--image-size", type=int, help=f"input side (default {d.image_size})")
     g.add_argument("--weights", help="backbone: none (default), imagenet, or a weights file of Keras' ResNet50")
@@ -71,7 +74,10 @@ def parse_args(argv):
                    help="show each slice without tumour K times a pass over the training data (default 1)")
     g.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
                    help="tf.distribute: mirrored = all local GPUs; multiworker = several machines (TF_CONFIG)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.fit_schedule and args.minutes is None:
+        p.error("--fit-schedule sizes the schedule to --minutes: give --minutes too")
+    return args
 
 
 def config_from_args(args):
@@ -94,9 +100,14 @@ def main(argv=None):
     args = parse_args(argv)
 
     def run():
-        from mrcnn_tf import training
+        from mrcnn_tf import budget, training
 
-        return training.train(config_from_args(args), args.data, args.out, args.max_slices, args.predictions,
+        config = config_from_args(args)
+        if args.fit_schedule:
+            if config.train.lr_schedule == "constant":
+                raise ConfigError("--fit-schedule sizes a decaying schedule: add --lr-schedule cosine")
+            config = budget.plan_schedule(config, args.data, args.out, args.minutes, args.format, args.skip_bad)
+        return training.train(config, args.data, args.out, args.max_slices, args.predictions,
                               validation_report=not args.no_val_report, data_format=args.format,
                               skip_bad=args.skip_bad, export=not args.no_export, minutes=args.minutes)
 

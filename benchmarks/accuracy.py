@@ -18,7 +18,7 @@ x 30 epochs) with the package defaults for everything the table leaves open, sco
 that chose it), scored at the threshold that gives the best image-level F1 on the validation split
 (``evaluate.py --score-threshold val``).
 
-With ``--minutes``, a new ``best`` run sizes its cosine schedule to the budget (``plan_schedule``): it times
+With ``--minutes``, a new ``best`` run sizes its cosine schedule to the budget (``mrcnn_tf.budget``): it times
 20 train steps of its configuration on slices of the dataset first, then asks for as many steps as
 ``SCHEDULE_MARGIN`` of the budget holds, so that the learning rate reaches 0 when the budget ends on this
 machine rather than part-way down the curve. A resumed run keeps the schedule its folder recorded.
@@ -33,6 +33,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from mrcnn_tf import budget  # noqa: E402
 from mrcnn_tf.config import Config  # noqa: E402
 from mrcnn_tf.errors import run_command  # noqa: E402
 
@@ -44,10 +45,6 @@ CONFIGS = {
                        # B5: tumour-free slices three times a pass (B4: twice), against B4's false positives
                        "empty_slice_repeat": 3}},
 }
-# A new budgeted run with a decaying schedule plans its steps to fill this share of the budget: the rest absorbs
-# steps slower than the measured ones (a busier machine, slices with more tumours).
-SCHEDULE_MARGIN = 0.95
-SCHEDULE_FILE = "schedule.json"
 # The test report's score threshold: the paper's fixed 0.5, or the image-level F1-best on the validation split.
 SCORE_THRESHOLDS = {"paper": 0.5, "best": "val"}
 SUMMARY_KEYS = {
@@ -61,75 +58,6 @@ SUMMARY_KEYS = {
 def make_config(name):
     """The package defaults with the configuration ``name``'s changes (``CONFIGS``)."""
     return Config().replace(**CONFIGS[name])
-
-
-def fit_schedule(config, minutes, step_seconds, margin=SCHEDULE_MARGIN):
-    """``config`` with the steps that ``margin`` of ``minutes`` holds at ``step_seconds`` a step: about as many
-    epochs as before at the same epoch length (at least one), each a little longer or shorter so that they add up.
-    """
-    train = config.train
-    steps = max(int(60.0 * minutes * margin / step_seconds), 1)
-    epochs = max(round(steps / train.steps_per_epoch), 1)
-    return config.replace(train={"epochs": epochs, "steps_per_epoch": max(steps // epochs, 1)})
-
-
-def measure_step_seconds(config, data_root, steps=20, warmup=3, slices=64):
-    """The median seconds of a train step of ``config`` as ``model.fit`` runs it, on ``slices`` slices spread over
-    the dataset at ``data_root``, after ``warmup`` steps. Real slices, not a synthetic one: their 1-4 tumours send
-    more positive RoIs through the mask head, which sets much of a step's time (1.5 s against 1.14 s here).
-
-    The median, not the mean: a step that meets a new count of positive RoIs compiles XLA programs for the mask
-    head's GroupNorm once per process (2-5 s more), and the first steps meet many of them. Their mean planned
-    1.99 s where the run then trained at a 1.46 s median, which would have ended the schedule after 60 of 75
-    minutes."""
-    import keras
-    import numpy as np
-
-    from mrcnn_tf import training
-    from mrcnn_tf.data import pipeline, readers
-    from mrcnn_tf.evaluation.runner import spread_indices
-
-    class StepTimes(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.seconds.append(time.perf_counter() - self.start)
-
-    reader = readers.open_dataset(data_root)
-    positions = spread_indices(slices, len(reader.items))
-    _, arrays = training.load_examples(config, reader, verbose=False, positions=positions)
-    model = training.compile_model(config)
-    dataset = pipeline.make_training_dataset(arrays, config.train.batch_size, augment=config.train.augment,
-                                             empty_repeat=config.train.empty_slice_repeat)
-    times = StepTimes()
-    model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, callbacks=[times], verbose=0)
-    return float(np.median(times.seconds[warmup:]))
-
-
-def plan_schedule(config, data_root, out_dir, minutes, measure=measure_step_seconds):
-    """The configuration to train: ``config`` with its schedule sized to ``minutes`` (``fit_schedule``) when it
-    is a new run with a budget and a decaying schedule, else ``config`` unchanged (a resumed run keeps its own
-    folder's). What was measured and planned goes to ``RUN/schedule.json``."""
-    from mrcnn_tf import training
-
-    _, resuming = training.run_config(out_dir, config)
-    if minutes is None or resuming or config.train.lr_schedule == "constant":
-        return config
-    step_seconds = measure(config, data_root)
-    config = fit_schedule(config, minutes, step_seconds)
-    plan = {"measured_step_seconds": round(step_seconds, 3), "minutes": minutes, "margin": SCHEDULE_MARGIN,
-            "epochs": config.train.epochs, "steps_per_epoch": config.train.steps_per_epoch,
-            "steps": config.train.epochs * config.train.steps_per_epoch}
-    print(f"schedule sized to the budget: {json.dumps(plan)}", file=sys.stderr)
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, SCHEDULE_FILE), "w") as f:
-        json.dump(plan, f, indent=1)
-    return config
 
 
 def read_json(path):
@@ -171,7 +99,7 @@ def run(args):
     from mrcnn_tf.evaluation import commands, plots
 
     started = time.time()
-    config = plan_schedule(make_config(args.config), args.data, args.out, args.minutes)
+    config = budget.plan_schedule(make_config(args.config), args.data, args.out, args.minutes)
     training.train(config, args.data, args.out, num_predictions=0, validation_report=False,
                    export=False, minutes=args.minutes)
     trained_at = time.time()
@@ -196,7 +124,7 @@ def run(args):
         "this_sitting_wall_minutes": {"training": round((trained_at - started) / 60, 1),
                                       "test_report": round((time.time() - trained_at) / 60, 1)},
         "train_settings": run_config["train"],
-        "schedule_sized_to_budget": read_json(os.path.join(args.out, SCHEDULE_FILE)),
+        "schedule_sized_to_budget": read_json(os.path.join(args.out, budget.SCHEDULE_FILE)),
     }
     with open(os.path.join(args.out, "accuracy.json"), "w") as f:
         json.dump(summary, f, indent=1)

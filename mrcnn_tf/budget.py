@@ -1,0 +1,86 @@
+"""A decaying learning-rate schedule sized to a time budget: time train steps first, then ask for as many
+steps as the budget holds, so that the rate reaches 0 when the budget ends on this machine rather than part-way
+down the curve (a run stopped by ``--minutes`` half-way down a cosine has trained at a high rate throughout).
+
+``train.py --minutes N --fit-schedule`` and ``benchmarks/accuracy.py --minutes N`` use it. A resumed run keeps
+the schedule its folder recorded: the plan is made once, when the run starts.
+"""
+import json
+import os
+import sys
+import time
+
+# A new run plans its steps to fill this share of the budget: the rest absorbs steps slower than the measured
+# ones (a busier machine, slices with more tumours).
+SCHEDULE_MARGIN = 0.95
+SCHEDULE_FILE = "schedule.json"
+
+
+def fit_schedule(config, minutes, step_seconds, margin=SCHEDULE_MARGIN):
+    """``config`` with the steps that ``margin`` of ``minutes`` holds at ``step_seconds`` a step: about as many
+    epochs as before at the same epoch length (at least one), each a little longer or shorter so that they add up.
+    """
+    train = config.train
+    steps = max(int(60.0 * minutes * margin / step_seconds), 1)
+    epochs = max(round(steps / train.steps_per_epoch), 1)
+    return config.replace(train={"epochs": epochs, "steps_per_epoch": max(steps // epochs, 1)})
+
+
+def measure_step_seconds(config, data_root, data_format="auto", skip_bad=False, steps=20, warmup=3, slices=64):
+    """The median seconds of a train step of ``config`` as ``model.fit`` runs it (on the default strategy), on
+    ``slices`` slices spread over the dataset at ``data_root``, after ``warmup`` steps. Real slices, not a
+    synthetic one: their 1-4 tumours send more positive RoIs through the mask head, which sets much of a step's
+    time (1.5 s against 1.14 s on the LGG data here).
+
+    The median, not the mean: a step that meets a new count of positive RoIs compiles XLA programs for the mask
+    head's GroupNorm once per process (2-5 s more), and the first steps meet many of them. Their mean planned
+    1.99 s where the run then trained at a 1.46 s median, which would have ended the schedule after 60 of 75
+    minutes."""
+    import keras
+    import numpy as np
+
+    from mrcnn_tf import training
+    from mrcnn_tf.data import pipeline, readers
+    from mrcnn_tf.evaluation.runner import spread_indices
+
+    class StepTimes(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seconds.append(time.perf_counter() - self.start)
+
+    reader = readers.open_dataset(data_root, data_format)
+    positions = spread_indices(slices, len(reader.items))
+    _, arrays = training.load_examples(config, reader, verbose=False, skip_bad=skip_bad, positions=positions)
+    model = training.compile_model(config)
+    dataset = pipeline.make_training_dataset(arrays, config.train.batch_size, augment=config.train.augment,
+                                             empty_repeat=config.train.empty_slice_repeat)
+    times = StepTimes()
+    model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, callbacks=[times], verbose=0)
+    return float(np.median(times.seconds[warmup:]))
+
+
+def plan_schedule(config, data_root, out_dir, minutes, data_format="auto", skip_bad=False):
+    """The configuration to train: ``config`` with its schedule sized to ``minutes`` (``fit_schedule``) when it
+    is a new run with a budget and a decaying schedule, else ``config`` unchanged (a resumed run keeps its own
+    folder's). What was measured and planned goes to ``RUN/schedule.json``."""
+    from mrcnn_tf import training
+
+    _, resuming = training.run_config(out_dir, config)
+    if minutes is None or resuming or config.train.lr_schedule == "constant":
+        return config
+    step_seconds = measure_step_seconds(config, data_root, data_format, skip_bad)
+    config = fit_schedule(config, minutes, step_seconds)
+    plan = {"measured_step_seconds": round(step_seconds, 3), "minutes": minutes, "margin": SCHEDULE_MARGIN,
+            "epochs": config.train.epochs, "steps_per_epoch": config.train.steps_per_epoch,
+            "steps": config.train.epochs * config.train.steps_per_epoch}
+    print(f"schedule sized to the budget: {json.dumps(plan)}", file=sys.stderr)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, SCHEDULE_FILE), "w") as f:
+        json.dump(plan, f, indent=1)
+    return config

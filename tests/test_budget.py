@@ -1,0 +1,103 @@
+"""mrcnn_tf.budget: a cosine schedule sized to a time budget, and train.py's ``--fit-schedule`` that uses it."""
+import importlib.util
+import json
+import os
+
+import pytest
+
+from mrcnn_tf import budget, training
+from mrcnn_tf.config import Config
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COSINE = Config().replace(train={"lr_schedule": "cosine", "steps_per_epoch": 250, "epochs": 20})
+CONSTANT = Config().replace(train={"lr_schedule": "constant"})
+
+
+@pytest.fixture
+def measured(monkeypatch):
+    """Replaces the step timing by 2.0 s a step; the list collects ``(config, data_root, format, skip_bad)``."""
+    calls = []
+    monkeypatch.setattr(budget, "measure_step_seconds", lambda *args: calls.append(args) or 2.0)
+    return calls
+
+
+def test_fit_schedule_fills_the_budget_with_whole_epochs():
+    sized = budget.fit_schedule(COSINE, minutes=75, step_seconds=1.5, margin=0.9)  # 2700 steps
+    train = sized.train
+    assert (train.epochs, train.steps_per_epoch) == (11, 245)
+    assert 2650 < train.epochs * train.steps_per_epoch <= 2700
+    assert sized.train.learning_rate == COSINE.train.learning_rate and sized.image_size == COSINE.image_size
+    tiny = budget.fit_schedule(COSINE, minutes=0.01, step_seconds=2.0, margin=0.9)
+    assert (tiny.train.epochs, tiny.train.steps_per_epoch) == (1, 1)
+
+
+def test_plan_schedule_measures_only_a_new_budgeted_decaying_run(measured, tmp_path):
+    run = str(tmp_path / "run")
+    assert budget.plan_schedule(COSINE, "DATA", run, None) is COSINE  # no budget
+    assert budget.plan_schedule(CONSTANT, "DATA", run, 75) is CONSTANT  # a constant rate needs no sizing
+    assert not measured
+    sized = budget.plan_schedule(COSINE, "DATA", run, 10, "lgg", True)
+    assert measured == [(COSINE, "DATA", "lgg", True)]
+    steps = sized.train.epochs * sized.train.steps_per_epoch
+    assert steps <= 10 * 60 * budget.SCHEDULE_MARGIN / 2.0 and steps > 250
+    with open(tmp_path / "run" / budget.SCHEDULE_FILE) as f:
+        assert json.load(f)["steps"] == steps
+
+    # A run folder with a checkpoint resumes with its own config: nothing is measured again.
+    sized.to_json(str(tmp_path / "run" / training.CONFIG_FILE))
+    state = tmp_path / "run" / training.STATE_DIR
+    state.mkdir()
+    (state / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\nall_model_checkpoint_paths: "ckpt-1"\n')
+    (state / "ckpt-1.index").write_bytes(b"")
+    assert budget.plan_schedule(COSINE, "DATA", run, 10) is COSINE
+    assert len(measured) == 1
+
+
+def test_measure_step_seconds_times_train_steps_on_slices_spread_over_the_dataset(tmp_path, monkeypatch):
+    from conftest import tiny_config, write_lgg_folder
+
+    write_lgg_folder(str(tmp_path))  # 6 slices of 96 px, resized to the config's 64
+    decoded = []  # the reader positions decoded, per call
+    load_examples = training.load_examples
+    monkeypatch.setattr(training, "load_examples",
+                        lambda *args, **kwargs: decoded.append(kwargs["positions"]) or load_examples(*args, **kwargs))
+    seconds = budget.measure_step_seconds(tiny_config(), str(tmp_path), steps=2, warmup=1, slices=4)
+    assert 0.0 < seconds < 60.0
+    assert decoded == [[0, 2, 3, 5]]  # 4 of the 6, spread over both patients, and only those decoded
+
+
+@pytest.fixture
+def train_script(monkeypatch):
+    """train.py's ``main``, with ``training.train`` replaced: the list collects the configs it was given."""
+    spec = importlib.util.spec_from_file_location("train_script", os.path.join(PROJECT, "train.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    trained = []
+    monkeypatch.setattr(training, "train", lambda config, *args, **kwargs: trained.append(config))
+    return module.main, trained
+
+
+def test_train_script_fit_schedule_trains_the_planned_schedule(train_script, measured, tmp_path):
+    main, trained = train_script
+    out = str(tmp_path / "run")
+    argv = ["--data", "DATA", "--out", out, "--lr-schedule", "cosine", "--steps-per-epoch", "50", "--minutes", "10"]
+    assert main(argv + ["--fit-schedule", "--format", "lgg"]) == 0
+    assert [args[1:] for args in measured] == [("DATA", "lgg", False)]
+    planned = json.load(open(os.path.join(out, budget.SCHEDULE_FILE)))
+    train = trained[0].train
+    assert train.epochs * train.steps_per_epoch == planned["steps"] and planned["steps"] > 50
+    assert train.steps_per_epoch != 50  # resized so that whole epochs add up to the planned steps
+
+    assert main(argv) == 0  # without the flag: the schedule as given, nothing timed
+    assert trained[1].train.steps_per_epoch == 50 and len(measured) == 1
+
+
+def test_train_script_fit_schedule_refuses_a_constant_rate_or_no_budget(train_script, measured, tmp_path, capsys):
+    main, trained = train_script
+    out = str(tmp_path / "run")
+    assert main(["--data", "DATA", "--out", out, "--minutes", "10", "--fit-schedule", "--lr-schedule", "constant"]) == 2
+    assert "--lr-schedule cosine" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["--data", "DATA", "--out", out, "--fit-schedule", "--lr-schedule", "cosine"])
+    assert stop.value.code == 2 and "--minutes" in capsys.readouterr().err
+    assert not trained and not measured
