@@ -20,7 +20,7 @@ that chose it), scored at the threshold that gives the best image-level F1 on th
 
 With ``--minutes``, a new ``best`` run sizes its cosine schedule to the budget (``mrcnn_tf.budget``): it times
 20 train steps of its configuration on slices of the dataset first, then asks for as many steps as
-``SCHEDULE_MARGIN`` of the budget holds, so that the learning rate reaches 0 when the budget ends on this
+``budget.SCHEDULE_MARGIN`` (95%) of the budget holds, so that the learning rate reaches 0 when the budget ends on this
 machine rather than part-way down the curve. A resumed run keeps the schedule its folder recorded.
 """
 import argparse
