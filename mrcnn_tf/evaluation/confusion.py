@@ -54,6 +54,23 @@ def f1_best_threshold(records):
     return best
 
 
+def operating_points(records, thresholds):
+    """The image-level matrix and its figures at each score threshold: the precision / recall trade-off a user
+    picks an operating point from (on a validation split; picked on the test split it would be optimistic).
+
+    Args:
+      records: list of ImageRecord.
+      thresholds: iterable of floats.
+    Returns:
+      list of dict(threshold, tp, fp, fn, tn, precision, recall, f1, accuracy, specificity), one per threshold.
+    """
+    points = []
+    for threshold in thresholds:
+        counts = image_level_counts(records, threshold)
+        points.append(dict(threshold=float(threshold), **counts, **metrics_from_counts(**counts)))
+    return points
+
+
 def _ratio(numerator, denominator):
     """``numerator / denominator`` as a float, None when the denominator is 0 (the figure is undefined)."""
     return None if denominator == 0 else float(numerator / denominator)

@@ -6,12 +6,17 @@ from mrcnn_tf.evaluation import ap, coco, confusion, overlap, plots
 
 # The paper's Table 4 as printed (testing column); see the README for where it contradicts its own Table 3.
 PAPER_TABLE_4_TEST = {"precision": 0.937, "recall": 0.882, "f1": 0.803, "iou": 0.833, "map": 0.903}
+# The score thresholds of the report's operating-point table (image-level figures at each).
+OPERATING_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 DEFINITIONS = {
     "image_level": "An image is predicted positive when it has a detection scoring at least the score threshold, "
                    "actually positive when it has a tumour instance (the paper's Table 1 layout). Precision = "
                    "TP/(TP+FP), recall = TP/(TP+FN), F1 = 2PR/(P+R), accuracy = (TP+TN)/all, specificity = "
                    "TN/(TN+FP); null when the denominator is 0.",
+    "operating_points": "The image-level figures at other score thresholds, from the same detections. Choose an "
+                        "operating point on a validation split: chosen on the split it is scored on, it is "
+                        "optimistic.",
     "iou": "instance_mean: mean mask IoU of the ground-truth instances matched (IoU >= the IoU threshold) by a "
            "detection at or above the score threshold; image_mean: mean over slices with tumour of the IoU of the "
            "union of predicted masks and the union of ground-truth masks.",
@@ -41,6 +46,7 @@ def build_report(records, score_threshold=0.5, iou_threshold=0.5, source=None, w
         "n_images_with_tumour": sum(r.has_tumour for r in records),
         "thresholds": {"score": score_threshold, "iou": iou_threshold},
         "image_level": {**counts, **confusion.metrics_from_counts(**counts)},
+        "operating_points": confusion.operating_points(records, OPERATING_THRESHOLDS),
         "iou": {key: iou[key] if iou else None for key in ("instance_mean", "image_mean")},
         "ap": {
             "box_ap50": box_ap["ap"], "mask_ap50": mask_ap["ap"],
@@ -91,6 +97,12 @@ def to_markdown(report):
             lines.append(f"| COCO {kind} {key.upper()} | {_fmt(figures.get(key))} |")
     for key in ("per_slice_mean", "per_patient_mean", "global", "empty_slices_correct"):
         lines.append(f"| Dice {key.replace('_', ' ')} | {_fmt(dice[key])} |")
+    lines += ["", "## Image-level figures at other score thresholds (choose on validation)", "",
+              "| score threshold | TP | FP | FN | TN | precision | recall | F1 | specificity |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for point in report["operating_points"]:
+        lines.append("| " + " | ".join(_fmt(point[key]) for key in (
+            "threshold", "tp", "fp", "fn", "tn", "precision", "recall", "f1", "specificity")) + " |")
     lines += ["", "## Definitions", ""] + [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     return "\n".join(lines) + "\n"
 

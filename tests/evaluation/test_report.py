@@ -48,6 +48,17 @@ def test_report_has_every_documented_key_and_the_hand_computed_figures(records):
     assert figures["n_images"] == 4 and figures["thresholds"] == {"score": 0.5, "iou": 0.5}
 
 
+def test_operating_points_count_the_images_at_each_threshold(records):
+    points = {p["threshold"]: p for p in report.build_report(records, score_threshold=0.5)["operating_points"]}
+    assert sorted(points) == list(report.OPERATING_THRESHOLDS)
+    # Best scores: 0.9 (tumour), none (tumour), 0.7 (tumour-free), 0.2 (tumour-free).
+    assert [points[0.1][k] for k in ("tp", "fp", "fn", "tn")] == [1, 2, 1, 0]
+    assert [points[0.3][k] for k in ("tp", "fp", "fn", "tn")] == [1, 1, 1, 1]
+    assert [points[0.8][k] for k in ("tp", "fp", "fn", "tn")] == [1, 0, 1, 2]
+    assert points[0.8]["precision"] == pytest.approx(1.0) and points[0.1]["precision"] == pytest.approx(1 / 3)
+    assert points[0.8]["specificity"] == pytest.approx(1.0) and points[0.5]["f1"] == pytest.approx(0.5)
+
+
 def test_zero_ground_truth_gives_null_ap_with_a_reason():
     figures = report.build_report([_record(1, [], [[0, 0, 4, 4]], [0.9])])
     assert figures["ap"]["box_ap50"] is None and figures["ap"]["box_reason"]
@@ -60,5 +71,6 @@ def test_write_report_writes_json_markdown_and_plots(records, tmp_path):
     assert json.loads(open(paths["json"]).read())["image_level"]["tp"] == 1
     markdown = open(paths["markdown"]).read()
     assert "| precision | 0.5000 | 0.937 |" in markdown and "TP 1" in markdown
+    assert "| 0.8000 | 1 | 0 | 1 | 2 | 1.0000 | 0.5000 | 0.6667 | 1.0000 |" in markdown  # an operating point
     for key in ("pr_curves", "confusion", "dice", "overlays"):
         assert open(paths[key], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
