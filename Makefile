@@ -14,5 +14,8 @@ $(VENV)/.installed: requirements.txt
 demo: $(VENV)/.installed
 	$(PYTHON) train.py --data datasets/sample --out runs/demo --epochs 2 --steps-per-epoch 25 --predictions 8
 
+# Two pytest workers (pytest-xdist), one test file each at a time: most of a test's time is tracing TF graphs in
+# one Python thread, so two workers use both cores. TEST_WORKERS=0 runs the tests in one process.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed
-	$(PYTHON) -m pytest tests
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile tests

@@ -42,15 +42,14 @@ def f1_best_threshold(records):
     Args:
       records: list of ImageRecord.
     Returns:
-      dict(threshold=float, f1=float, tp, fp, fn, tn), or None when no record has a detection and a tumour
-      (F1 is 0 or undefined at every threshold).
+      the operating point (:func:`operating_points`) of the best threshold, or None when no record has a
+      detection and a tumour (F1 is 0 or undefined at every threshold).
     """
     best = None
-    for threshold in sorted({float(r.det_scores.max()) for r in records if len(r.det_scores)}, reverse=True):
-        counts = image_level_counts(records, threshold)
-        f1 = metrics_from_counts(**counts)["f1"]
-        if f1 and (best is None or f1 > best["f1"]):
-            best = dict(threshold=threshold, f1=f1, **counts)
+    candidates = sorted({float(r.det_scores.max()) for r in records if len(r.det_scores)}, reverse=True)
+    for point in operating_points(records, candidates):
+        if point["f1"] and (best is None or point["f1"] > best["f1"]):
+            best = point
     return best
 
 
