@@ -162,9 +162,11 @@ class Config:
     def __post_init__(self):
         stride = self.anchors.strides[-1]
         if self.image_size <= 0 or self.image_size % stride:
-            raise ConfigError(f"image_size must be a positive multiple of {stride} (the P6 stride), got {self.image_size}")
+            raise ConfigError(
+                f"image_size must be a positive multiple of {stride} (the P6 stride), got {self.image_size}")
         if len(self.anchors.sizes) != len(self.anchors.strides):
-            raise ConfigError(f"anchors.sizes needs one size per level {self.anchors.strides}, got {self.anchors.sizes}")
+            raise ConfigError(
+                f"anchors.sizes needs one size per level {self.anchors.strides}, got {self.anchors.sizes}")
         candidates = self.rpn.train_post_nms_topk + self.max_instances
         if self.roi.batch_size_per_image > candidates:
             raise ConfigError(
@@ -175,7 +177,8 @@ class Config:
             raise ConfigError(f"train.empty_slice_repeat must be at least 1, got {self.train.empty_slice_repeat}")
         anchors = sum((self.image_size // s) ** 2 for s in self.anchors.strides) * len(self.anchors.aspect_ratios)
         if self.rpn.batch_size_per_image > anchors:
-            raise ConfigError(f"rpn.batch_size_per_image ({self.rpn.batch_size_per_image}) exceeds the {anchors} anchors")
+            raise ConfigError(
+                f"rpn.batch_size_per_image ({self.rpn.batch_size_per_image}) exceeds the {anchors} anchors")
 
     @property
     def num_classes(self):

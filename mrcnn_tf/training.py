@@ -253,8 +253,12 @@ def _pick_examples(arrays, count):
     positives, negatives = np.flatnonzero(has_tumour), np.flatnonzero(~has_tumour)
     take_neg = min(len(negatives), count // 2)
     take_pos = min(len(positives), count - take_neg)
-    spread = lambda idx, k: idx[np.linspace(0, len(idx) - 1, k).astype(int)] if k else idx[:0]
-    return sorted(np.concatenate([spread(positives, take_pos), spread(negatives, take_neg)]).tolist())
+    return sorted(np.concatenate([_spread(positives, take_pos), _spread(negatives, take_neg)]).tolist())
+
+
+def _spread(indices, count):
+    """``count`` of ``indices`` evenly spread from the first to the last (none when ``count`` is 0)."""
+    return indices[np.linspace(0, len(indices) - 1, count).astype(int)] if count else indices[:0]
 
 
 def write_predictions(model, items, arrays, out_dir, count):

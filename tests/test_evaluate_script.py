@@ -66,7 +66,8 @@ def tiny_run(tmp_path):
         for i, ellipses in enumerate(([(30, 30, 10, 12)], [])):
             image, masks = ellipse_image(96, ellipses, seed=i)
             tifffile.imwrite(folder / f"{patient}_{i + 1}.tif", image)
-            tifffile.imwrite(folder / f"{patient}_{i + 1}_mask.tif", (masks.max(axis=0, initial=0) * 255).astype(np.uint8))
+            mask = (masks.max(axis=0, initial=0) * 255).astype(np.uint8)
+            tifffile.imwrite(folder / f"{patient}_{i + 1}_mask.tif", mask)
     run = tmp_path / "run"
     run.mkdir()
     config = tiny_config()

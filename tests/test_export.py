@@ -155,6 +155,6 @@ def test_float_images_are_rejected(serve):
 
 
 def test_images_without_a_batch_axis_are_rejected(serve):
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"Shape of tensor images \[64,64,3\] is not compatible with expected shape \[\?,\?,\?,3\]"):
+    expected = r"Shape of tensor images \[64,64,3\] is not compatible with expected shape \[\?,\?,\?,3\]"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
         serve(images=tf.zeros([64, 64, 3], tf.uint8))

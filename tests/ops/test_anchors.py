@@ -66,7 +66,8 @@ def test_ordering_known_anchors(fpn_anchors):
     np.testing.assert_allclose(anchors[(2 * 64 + 5) * 3 + 1], [-6, 6, 26, 38], atol=1e-4)
     # Same location, ratio 0.5: h = 32 * sqrt(0.5) = 22.627, w = 32 / sqrt(0.5) = 45.255.
     h, w = 32 * np.sqrt(0.5), 32 / np.sqrt(0.5)
-    np.testing.assert_allclose(anchors[(2 * 64 + 5) * 3 + 0], [10 - h / 2, 22 - w / 2, 10 + h / 2, 22 + w / 2], atol=1e-4)
+    np.testing.assert_allclose(anchors[(2 * 64 + 5) * 3 + 0], [10 - h / 2, 22 - w / 2, 10 + h / 2, 22 + w / 2],
+                               atol=1e-4)
     # Level P3 starts after the 12288 anchors of P2. Its index ((3 * 32) + 1) * 3 + 2 is y = 3, x = 1, ratio 2:
     # centre (3.5 * 8, 1.5 * 8) = (28, 12); h = 64 * sqrt 2 = 90.51, w = 64 / sqrt 2 = 45.25.
     h, w = 64 * np.sqrt(2.0), 64 / np.sqrt(2.0)
