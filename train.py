@@ -75,6 +75,8 @@ def parse_args(argv):
     g.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
                    help="tf.distribute: mirrored = all local GPUs; multiworker = several machines (TF_CONFIG)")
     args = p.parse_args(argv)
+    if args.minutes is not None and args.minutes <= 0:
+        p.error(f"--minutes must be positive, got {args.minutes}")
     if args.fit_schedule and args.minutes is None:
         p.error("--fit-schedule sizes the schedule to --minutes: give --minutes too")
     return args
@@ -106,6 +108,9 @@ def main(argv=None):
         if args.fit_schedule:
             if config.train.lr_schedule == "constant":
                 raise ConfigError("--fit-schedule sizes a decaying schedule: add --lr-schedule cosine")
+            if config.train.strategy != "default":
+                raise ConfigError("--fit-schedule times train steps on one device: it cannot plan for "
+                                  f"--strategy {config.train.strategy} (size --epochs and --steps-per-epoch instead)")
             config = budget.plan_schedule(config, args.data, args.out, args.minutes, args.format, args.skip_bad)
         return training.train(config, args.data, args.out, args.max_slices, args.predictions,
                               validation_report=not args.no_val_report, data_format=args.format,

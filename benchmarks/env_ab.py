@@ -22,7 +22,10 @@ def run_speed(name, value, steps, settings):
     """``speed.py``'s JSON figures, run in a new process with ``name=value`` in its environment."""
     env = dict(os.environ, **{name: value})
     result = subprocess.run([sys.executable, SPEED, "--steps", str(steps), "--settings", settings, "--no-ours"],
-                            env=env, capture_output=True, text=True, check=True)
+                            env=env, capture_output=True, text=True)
+    if result.returncode:
+        sys.stderr.write(result.stderr)
+        raise SystemExit(f"speed.py failed with {name}={value} (exit code {result.returncode})")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -48,6 +51,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=4, help="timed steps of each run (speed.py --steps)")
     p.add_argument("--settings", choices=("torchvision", "ours"), default="torchvision")
     args = p.parse_args(argv)
+    if args.rounds < 1 or args.steps < 1:
+        p.error("--rounds and --steps must be at least 1")
     print(json.dumps(interleave(args.name, args.values, args.rounds, args.steps, args.settings)))
 
 

@@ -3,7 +3,8 @@ steps as the budget holds, so that the rate reaches 0 when the budget ends on th
 down the curve (a run stopped by ``--minutes`` half-way down a cosine has trained at a high rate throughout).
 
 ``train.py --minutes N --fit-schedule`` and ``benchmarks/accuracy.py --minutes N`` use it. A resumed run keeps
-the schedule its folder recorded: the plan is made once, when the run starts.
+the schedule its folder recorded. A run killed before its first checkpoint starts again from step 0 and plans
+again, for the minutes its budget has left (``RUN/train_time.json`` keeps the time its steps already took).
 """
 import json
 import os
@@ -55,6 +56,7 @@ def measure_step_seconds(config, data_root, data_format="auto", skip_bad=False, 
             self.seconds.append(time.perf_counter() - self.start)
 
     reader = readers.open_dataset(data_root, data_format)
+    config = config.replace(class_names=tuple(reader.class_names))  # as training.train does
     positions = spread_indices(slices, len(reader.items))
     _, arrays = training.load_examples(config, reader, verbose=False, skip_bad=skip_bad, positions=positions)
     model = training.compile_model(config)
@@ -66,21 +68,38 @@ def measure_step_seconds(config, data_root, data_format="auto", skip_bad=False, 
 
 
 def plan_schedule(config, data_root, out_dir, minutes, data_format="auto", skip_bad=False):
-    """The configuration to train: ``config`` with its schedule sized to ``minutes`` (``fit_schedule``) when it
-    is a new run with a budget and a decaying schedule, else ``config`` unchanged (a resumed run keeps its own
-    folder's). What was measured and planned goes to ``RUN/schedule.json``."""
+    """The configuration to train: ``config`` with its schedule sized to what is left of ``minutes``
+    (``fit_schedule``) when it is a new run with a budget and a decaying schedule, else ``config`` unchanged (a
+    resumed run keeps its own folder's). What was measured and planned goes to ``RUN/schedule.json``."""
     from mrcnn_tf import training
 
     _, resuming = training.run_config(out_dir, config)
-    if minutes is None or resuming or config.train.lr_schedule == "constant":
+    if resuming:
+        return config
+    plan_path = os.path.join(out_dir, SCHEDULE_FILE)
+    if os.path.isfile(plan_path):  # a plan of an earlier start that never reached a checkpoint
+        os.remove(plan_path)
+    if minutes is None or config.train.lr_schedule == "constant":
+        return config
+    left = minutes - spent_seconds(os.path.join(out_dir, training.TIME_FILE)) / 60.0
+    if left <= 0:  # the budget is spent: training stops at once, whatever the schedule
         return config
     step_seconds = measure_step_seconds(config, data_root, data_format, skip_bad)
-    config = fit_schedule(config, minutes, step_seconds)
-    plan = {"measured_step_seconds": round(step_seconds, 3), "minutes": minutes, "margin": SCHEDULE_MARGIN,
-            "epochs": config.train.epochs, "steps_per_epoch": config.train.steps_per_epoch,
-            "steps": config.train.epochs * config.train.steps_per_epoch}
+    config = fit_schedule(config, left, step_seconds)
+    train = config.train
+    plan = {"measured_step_seconds": round(step_seconds, 3), "minutes": minutes, "minutes_left": round(left, 2),
+            "margin": SCHEDULE_MARGIN, "epochs": train.epochs, "steps_per_epoch": train.steps_per_epoch,
+            "steps": train.epochs * train.steps_per_epoch}
     print(f"schedule sized to the budget: {json.dumps(plan)}", file=sys.stderr)
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, SCHEDULE_FILE), "w") as f:
+    with open(plan_path, "w") as f:
         json.dump(plan, f, indent=1)
     return config
+
+
+def spent_seconds(time_file):
+    """The seconds of train steps a run has already spent (``RUN/train_time.json``), 0 when it has none."""
+    if not os.path.isfile(time_file):
+        return 0.0
+    with open(time_file) as f:
+        return float(json.load(f)["train_seconds"])

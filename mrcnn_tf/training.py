@@ -253,12 +253,10 @@ def _pick_examples(arrays, count):
     positives, negatives = np.flatnonzero(has_tumour), np.flatnonzero(~has_tumour)
     take_neg = min(len(negatives), count // 2)
     take_pos = min(len(positives), count - take_neg)
-    return sorted(np.concatenate([_spread(positives, take_pos), _spread(negatives, take_neg)]).tolist())
+    from mrcnn_tf.evaluation.runner import spread_indices
 
-
-def _spread(indices, count):
-    """``count`` of ``indices`` evenly spread from the first to the last (none when ``count`` is 0)."""
-    return indices[np.linspace(0, len(indices) - 1, count).astype(int)] if count else indices[:0]
+    chosen = [group[spread_indices(k, len(group))] for group, k in ((positives, take_pos), (negatives, take_neg))]
+    return sorted(np.concatenate(chosen).tolist())
 
 
 def write_predictions(model, items, arrays, out_dir, count):

@@ -53,17 +53,41 @@ def test_plan_schedule_measures_only_a_new_budgeted_decaying_run(measured, tmp_p
     assert len(measured) == 1
 
 
+def test_plan_schedule_sizes_a_restarted_run_to_the_minutes_it_has_left(measured, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / budget.SCHEDULE_FILE).write_text('{"steps": 99999}')  # an earlier start's plan: no checkpoint reached
+    assert budget.plan_schedule(CONSTANT, "DATA", str(run), 10) is CONSTANT
+    assert not (run / budget.SCHEDULE_FILE).exists()  # not reported as this run's plan
+
+    (run / training.TIME_FILE).write_text('{"train_seconds": 300.0, "step": 40, "budget_seconds": 600.0}')
+    sized = budget.plan_schedule(COSINE, "DATA", str(run), 10)
+    plan = json.loads((run / budget.SCHEDULE_FILE).read_text())
+    assert plan["minutes_left"] == 5.0
+    assert sized.train.epochs * sized.train.steps_per_epoch <= 5 * 60 * budget.SCHEDULE_MARGIN / 2.0
+
+    (run / training.TIME_FILE).write_text('{"train_seconds": 600.0, "step": 80, "budget_seconds": 600.0}')
+    assert budget.plan_schedule(COSINE, "DATA", str(run), 10) is COSINE  # spent: nothing to plan or time
+    assert len(measured) == 1
+
+
 def test_measure_step_seconds_times_train_steps_on_slices_spread_over_the_dataset(tmp_path, monkeypatch):
     from conftest import tiny_config, write_lgg_folder
 
     write_lgg_folder(str(tmp_path))  # 6 slices of 96 px, resized to the config's 64
-    decoded = []  # the reader positions decoded, per call
+    decoded = []  # per call: the class names of the config and the reader positions decoded
     load_examples = training.load_examples
-    monkeypatch.setattr(training, "load_examples",
-                        lambda *args, **kwargs: decoded.append(kwargs["positions"]) or load_examples(*args, **kwargs))
-    seconds = budget.measure_step_seconds(tiny_config(), str(tmp_path), steps=2, warmup=1, slices=4)
+
+    def spy(config, *args, **kwargs):
+        decoded.append((config.class_names, kwargs["positions"]))
+        return load_examples(config, *args, **kwargs)
+
+    monkeypatch.setattr(training, "load_examples", spy)
+    config = tiny_config().replace(class_names=("not", "the", "dataset's"))
+    seconds = budget.measure_step_seconds(config, str(tmp_path), steps=2, warmup=1, slices=4)
     assert 0.0 < seconds < 60.0
-    assert decoded == [[0, 2, 3, 5]]  # 4 of the 6, spread over both patients, and only those decoded
+    # The dataset's classes, as training.train uses; 4 of the 6 slices, spread over both patients, only those decoded.
+    assert decoded == [(("tumour",), [0, 2, 3, 5])]
 
 
 @pytest.fixture
@@ -92,7 +116,7 @@ def test_train_script_fit_schedule_trains_the_planned_schedule(train_script, mea
     assert trained[1].train.steps_per_epoch == 50 and len(measured) == 1
 
 
-def test_train_script_fit_schedule_refuses_a_constant_rate_or_no_budget(train_script, measured, tmp_path, capsys):
+def test_train_script_fit_schedule_refuses_what_it_cannot_plan(train_script, measured, tmp_path, capsys):
     main, trained = train_script
     out = str(tmp_path / "run")
     assert main(["--data", "DATA", "--out", out, "--minutes", "10", "--fit-schedule", "--lr-schedule", "constant"]) == 2
@@ -100,4 +124,10 @@ def test_train_script_fit_schedule_refuses_a_constant_rate_or_no_budget(train_sc
     with pytest.raises(SystemExit) as stop:
         main(["--data", "DATA", "--out", out, "--fit-schedule", "--lr-schedule", "cosine"])
     assert stop.value.code == 2 and "--minutes" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["--data", "DATA", "--out", out, "--minutes", "0"])
+    assert stop.value.code == 2 and "--minutes must be positive" in capsys.readouterr().err
+    mirrored = ["--strategy", "mirrored", "--minutes", "10", "--fit-schedule", "--lr-schedule", "cosine"]
+    assert main(["--data", "DATA", "--out", out] + mirrored) == 2
+    assert "--strategy mirrored" in capsys.readouterr().err
     assert not trained and not measured

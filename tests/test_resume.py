@@ -29,7 +29,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
     first = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
+    deadline = time.time() + 600  # two test workers and this child share 2 cores
     while _checkpoint_step(run) < 2 * EVERY and first.poll() is None and time.time() < deadline:
         time.sleep(0.1)
     first.send_signal(signal.SIGKILL)

@@ -97,7 +97,7 @@ def to_markdown(report):
             lines.append(f"| COCO {kind} {key.upper()} | {_fmt(figures.get(key))} |")
     for key in ("per_slice_mean", "per_patient_mean", "global", "empty_slices_correct"):
         lines.append(f"| Dice {key.replace('_', ' ')} | {_fmt(dice[key])} |")
-    lines += ["", "## Image-level figures at other score thresholds (choose on validation)", "",
+    lines += ["", "## Image-level figures by score threshold (choose an operating point on validation)", "",
               "| score threshold | TP | FP | FN | TN | precision | recall | F1 | specificity |",
               "|---|---|---|---|---|---|---|---|---|"]
     for point in report["operating_points"]:

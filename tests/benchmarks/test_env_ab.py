@@ -34,6 +34,7 @@ def test_run_speed_sets_the_variable_for_its_process(monkeypatch):
     seen = {}
 
     class Done:
+        returncode = 0
         stdout = 'log line\n{"train_step_ms": 1.0, "inference_ms": 2.0}\n'
 
     def fake_subprocess_run(command, env, **kwargs):

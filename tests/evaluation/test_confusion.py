@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mrcnn_tf.evaluation.confusion import f1_best_threshold, image_level_counts, metrics_from_counts
+from mrcnn_tf.evaluation.confusion import f1_best_threshold, image_level_counts, metrics_from_counts, operating_points
 from mrcnn_tf.evaluation.records import ImageRecord
 
 
@@ -115,3 +115,15 @@ def test_f1_best_threshold_prefers_the_highest_of_equal_f1s():
 def test_f1_best_threshold_is_none_without_a_found_tumour():
     assert f1_best_threshold([_record(0, [0.9], image_id=1), _record(1, [], image_id=2)]) is None
     assert f1_best_threshold([]) is None
+
+
+def test_operating_points_are_the_matrix_and_its_figures_at_each_threshold():
+    records = [_record(1, [0.9], image_id=1), _record(1, [0.4], image_id=2), _record(0, [0.6], image_id=3),
+               _record(0, [], image_id=4)]
+    points = operating_points(records, [0.3, 0.5, 0.95])
+    assert [p["threshold"] for p in points] == [0.3, 0.5, 0.95]
+    assert [(p["tp"], p["fp"], p["fn"], p["tn"]) for p in points] == [(2, 1, 0, 1), (1, 1, 1, 1), (0, 0, 2, 2)]
+    assert points[0]["precision"] == pytest.approx(2 / 3) and points[0]["recall"] == pytest.approx(1.0)
+    assert points[1]["f1"] == pytest.approx(0.5) and points[1]["specificity"] == pytest.approx(0.5)
+    assert points[2]["precision"] is None and points[2]["f1"] is None  # nothing predicted: P undefined
+    assert operating_points(records, []) == []
