@@ -71,7 +71,7 @@ def plan_schedule(config, data_root, out_dir, minutes, data_format="auto", skip_
     """The configuration to train: ``config`` with its schedule sized to what is left of ``minutes``
     (``fit_schedule``) when it is a new run with a budget and a decaying schedule, else ``config`` unchanged (a
     resumed run keeps its own folder's). What was measured and planned goes to ``RUN/schedule.json``."""
-    from mrcnn_tf import training
+    from mrcnn_tf import callbacks, training
 
     _, resuming = training.run_config(out_dir, config)
     if resuming:
@@ -81,7 +81,7 @@ def plan_schedule(config, data_root, out_dir, minutes, data_format="auto", skip_
         os.remove(plan_path)
     if minutes is None or config.train.lr_schedule == "constant":
         return config
-    left = minutes - spent_seconds(os.path.join(out_dir, training.TIME_FILE)) / 60.0
+    left = minutes - callbacks.spent_seconds(os.path.join(out_dir, training.TIME_FILE)) / 60.0
     if left <= 0:  # the budget is spent: training stops at once, whatever the schedule
         return config
     step_seconds = measure_step_seconds(config, data_root, data_format, skip_bad)
@@ -96,10 +96,3 @@ def plan_schedule(config, data_root, out_dir, minutes, data_format="auto", skip_
         json.dump(plan, f, indent=1)
     return config
 
-
-def spent_seconds(time_file):
-    """The seconds of train steps a run has already spent (``RUN/train_time.json``), 0 when it has none."""
-    if not os.path.isfile(time_file):
-        return 0.0
-    with open(time_file) as f:
-        return float(json.load(f)["train_seconds"])

@@ -116,6 +116,14 @@ class CheckpointSaver(keras.callbacks.Callback):
             self.manager.save(checkpoint_number=step)
 
 
+def spent_seconds(time_file):
+    """The seconds of train steps a run has already spent, from its ``TimeBudget`` file (0 when it has none)."""
+    if not os.path.isfile(time_file):
+        return 0.0
+    with open(time_file) as f:
+        return float(json.load(f)["train_seconds"])
+
+
 class TimeBudget(keras.callbacks.Callback):
     """Stops training once the run's train steps have taken ``minutes`` of wall clock, over all its sittings.
 
@@ -131,10 +139,7 @@ class TimeBudget(keras.callbacks.Callback):
         if minutes <= 0:
             raise ConfigError(f"a time budget must be positive, got {minutes} minutes")
         self.path, self.budget, self.clock = path, 60.0 * minutes, clock
-        self.seconds = 0.0
-        if os.path.isfile(path):
-            with open(path) as f:
-                self.seconds = json.load(f)["train_seconds"]
+        self.seconds = spent_seconds(path)
         self._start = None
 
     @property
