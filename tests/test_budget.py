@@ -1,5 +1,4 @@
 """mrcnn_tf.budget: a cosine schedule sized to a time budget, and train.py's ``--fit-schedule`` that uses it."""
-import importlib.util
 import json
 import os
 
@@ -8,7 +7,6 @@ import pytest
 from mrcnn_tf import budget, training
 from mrcnn_tf.config import Config
 
-PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COSINE = Config().replace(train={"lr_schedule": "cosine", "steps_per_epoch": 250, "epochs": 20})
 CONSTANT = Config().replace(train={"lr_schedule": "constant"})
 
@@ -93,12 +91,11 @@ def test_measure_step_seconds_times_train_steps_on_slices_spread_over_the_datase
 @pytest.fixture
 def train_script(monkeypatch):
     """train.py's ``main``, with ``training.train`` replaced: the list collects the configs it was given."""
-    spec = importlib.util.spec_from_file_location("train_script", os.path.join(PROJECT, "train.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    import train  # the project root is on pytest's path (pytest.ini), as tests/test_evaluate_script.py imports evaluate
+
     trained = []
     monkeypatch.setattr(training, "train", lambda config, *args, **kwargs: trained.append(config))
-    return module.main, trained
+    return train.main, trained
 
 
 def test_train_script_fit_schedule_trains_the_planned_schedule(train_script, measured, tmp_path):
