@@ -161,13 +161,15 @@ def restore_latest(model, manager):
 
 
 def run_callbacks(saver, reader, val_items, out_dir, config):
-    """The callbacks of a run, in the order they must run (validation figures before the loggers)."""
+    """The callbacks of a run, in the order they must run: validation figures before the loggers, and a step's
+    ``steps.csv`` row before its checkpoint (a run killed between the two would otherwise resume after a step
+    whose row was never written)."""
     writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard"))
     return [
         callbacks.ValidationMetrics(reader, val_items, out_dir, config.train.val_every, writer),
+        callbacks.StepLogger(os.path.join(out_dir, STEPS_FILE), writer),
         saver,
         keras.callbacks.CSVLogger(os.path.join(out_dir, HISTORY_FILE), append=True),
-        callbacks.StepLogger(os.path.join(out_dir, STEPS_FILE), writer),
         callbacks.EpochTensorBoard(writer),
     ]
 
