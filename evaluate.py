@@ -13,17 +13,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from mrcnn_tf.errors import run_command  # noqa: E402
 
 
+def fraction(text):
+    """``--min-precision``: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
 def score_threshold(text):
     """``--score-threshold``: a number in [0, 1], or ``val``."""
     if text == "val":
         return text
     try:
-        value = float(text)
-    except ValueError:
+        return fraction(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or 'val', got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or 'val', got {text!r}")
-    return value
 
 
 def parse_args(argv):
@@ -40,6 +48,9 @@ def parse_args(argv):
     p.add_argument("--score-threshold", type=score_threshold, default=0.5,
                    help="an image is positive at this score; with --model, 'val' chooses the score that gives "
                         "the best image-level F1 on the run's validation split")
+    p.add_argument("--min-precision", type=fraction, default=None,
+                   help="with --score-threshold val: choose among the scores whose validation precision is at "
+                        "least this (the F1-best of them; the most precise when none reaches it)")
     p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--weights", default="final", choices=("final", "best"),
                    help="with --model: the run's final weights or its best by validation mask AP50")
@@ -50,6 +61,8 @@ def parse_args(argv):
         p.error("--ground-truth needs --detections and --out")
     if args.score_threshold == "val" and not args.model:
         p.error("--score-threshold val needs --model (a run with a validation split)")
+    if args.min_precision is not None and args.score_threshold != "val":
+        p.error("--min-precision needs --score-threshold val")
     return args
 
 
@@ -63,7 +76,7 @@ def main(argv=None):
     if args.model:
         def run():
             return commands.evaluate_run(args.model, args.data, args.split, args.out, args.score_threshold,
-                                         args.max_images, args.format, args.weights)
+                                         args.max_images, args.format, args.weights, args.min_precision or 0.0)
     else:
         def run():
             return commands.evaluate_coco_files(args.ground_truth, args.detections, args.out, args.score_threshold)

@@ -107,3 +107,34 @@ def test_model_mode_chooses_the_score_threshold_on_the_val_split(tiny_run, tmp_p
     with pytest.raises(SystemExit):
         evaluate.parse_args(["--ground-truth", "g.json", "--detections", "d.json", "--out", "o",
                              "--score-threshold", "val"])
+    for bad in (["0.5", "--min-precision", "0.9"], ["val", "--min-precision", "1.5"]):
+        with pytest.raises(SystemExit):  # --min-precision only with val, and in [0, 1]
+            evaluate.parse_args(args + bad)
+
+
+def test_model_mode_says_when_no_val_threshold_reaches_the_min_precision(tiny_run, tmp_path, monkeypatch, capsys):
+    from mrcnn_tf.evaluation import commands
+
+    run, data = tiny_run
+    splits.write_splits({"ratios": [0, 0.5, 0.5], "seed": 0, "by": "patient", "train": [],
+                         "val": ["TCGA_AA_0001"], "test": ["TCGA_AA_0002"]}, run / splits.SPLITS_FILE)
+    point = dict(threshold=0.25, precision=0.5, f1=0.6, min_precision=0.97, min_precision_met=False)
+    monkeypatch.setattr(commands, "choose_score_threshold", lambda model, reader, items, min_precision: point)
+    out = tmp_path / "report"
+    assert evaluate.main(["--model", str(run), "--data", str(data), "--out", str(out), "--score-threshold", "val",
+                          "--min-precision", "0.97"]) == 0
+    assert "no score threshold reaches precision 0.97 on the validation split" in capsys.readouterr().err
+    figures = json.loads((out / "report.json").read_text())
+    assert figures["thresholds"]["score"] == 0.25
+    assert figures["source"]["score_threshold_chosen_on_val"]["min_precision_met"] is False
+
+
+def test_model_mode_passes_the_min_precision_to_the_threshold_choice(monkeypatch):
+    from mrcnn_tf.evaluation import commands
+
+    calls = []
+    monkeypatch.setattr(commands, "evaluate_run", lambda *a: calls.append(a) or {})
+    base = ["--model", "run", "--data", "data", "--out", "out", "--score-threshold", "val"]
+    assert evaluate.main(base + ["--min-precision", "0.97"]) == 0
+    assert evaluate.main(base) == 0
+    assert calls[0][2:5] == ("test", "out", "val") and calls[0][-1] == 0.97 and calls[1][-1] == 0.0

@@ -23,12 +23,13 @@ def evaluate_items(model, reader, items, out_dir, score_threshold=DEFAULT_SCORE_
 
 
 def evaluate_run(run_dir, data_root, split, out_dir, score_threshold=DEFAULT_SCORE_THRESHOLD, max_images=None,
-                 data_format="auto", weights="final"):
+                 data_format="auto", weights="final", min_precision=0.0):
     """``evaluate.py --model RUN --data PATH --split NAME``: the run's model (its ``"final"`` or ``"best"``
     weights) on one split of the data.
 
     ``score_threshold`` is a float, or ``"val"``: the threshold that maximises the image-level F1 on the run's
-    validation split (:func:`confusion.f1_best_threshold`), recorded in the report's ``source``.
+    validation split among those whose validation precision is at least ``min_precision``
+    (:func:`confusion.f1_best_threshold`), recorded in the report's ``source``.
     """
     from mrcnn_tf.training import load_run  # TensorFlow only for this mode
 
@@ -38,11 +39,14 @@ def evaluate_run(run_dir, data_root, split, out_dir, score_threshold=DEFAULT_SCO
     model = load_run(run_dir, weights)
     source = {"model": run_dir, "weights": weights, "data": data_root, "split": split}
     if val_items is not None:
-        chosen = choose_score_threshold(model, reader, val_items)
+        chosen = choose_score_threshold(model, reader, val_items, min_precision)
         source["score_threshold_chosen_on_val"] = chosen
         if chosen is None:
             print(f"no tumour found on the validation split: score threshold {DEFAULT_SCORE_THRESHOLD}",
                   file=sys.stderr)
+        elif not chosen["min_precision_met"]:
+            print(f"no score threshold reaches precision {min_precision} on the validation split: the most "
+                  f"precise one, {chosen['threshold']:.4f} (precision {chosen['precision']:.4f})", file=sys.stderr)
         score_threshold = DEFAULT_SCORE_THRESHOLD if chosen is None else chosen["threshold"]
     return evaluate_items(model, reader, items, out_dir, score_threshold, source)
 
@@ -57,12 +61,13 @@ def _split_items(reader, run_dir, split):
     return splits.select(reader.items, splits.read_splits(path), split)
 
 
-def choose_score_threshold(model, reader, items):
-    """The image-level F1-best score threshold of ``model`` on ``items`` (None when nothing is found)."""
+def choose_score_threshold(model, reader, items, min_precision=0.0):
+    """The image-level F1-best score threshold of ``model`` on ``items`` among those with precision at least
+    ``min_precision`` (None when nothing is found)."""
     from mrcnn_tf.evaluation import runner
 
     records, _ = runner.predict_records(model, items, reader)
-    return confusion.f1_best_threshold(records)
+    return confusion.f1_best_threshold(records, min_precision)
 
 
 def evaluate_coco_files(ground_truth, detections, out_dir, score_threshold=DEFAULT_SCORE_THRESHOLD):

@@ -32,25 +32,34 @@ def image_level_counts(records, score_threshold):
     return counts
 
 
-def f1_best_threshold(records):
-    """The score threshold that maximises the image-level F1 of ``records`` (chosen on a validation split).
+def f1_best_threshold(records, min_precision=0.0):
+    """The score threshold that maximises the image-level F1 of ``records`` (chosen on a validation split),
+    among the thresholds whose precision is at least ``min_precision`` (a user who must keep false alarms rare
+    trades recall for precision).
 
     An image is predicted positive at threshold ``t`` when its best detection scores ``>= t``, so the only
     thresholds that give different matrices are the images' best scores; each is tried, and among equal F1s the
-    highest threshold wins (fewer false positives for the same F1).
+    highest threshold wins (fewer false positives for the same F1). When no threshold reaches ``min_precision``,
+    the most precise one is chosen (then the best F1), marked ``min_precision_met=False``.
 
     Args:
       records: list of ImageRecord.
+      min_precision: float in [0, 1].
     Returns:
-      the operating point (:func:`operating_points`) of the best threshold, or None when no record has a
-      detection and a tumour (F1 is 0 or undefined at every threshold).
+      the operating point (:func:`operating_points`) of the chosen threshold, with ``min_precision`` and
+      ``min_precision_met``; None when no record has a detection and a tumour (F1 is 0 or undefined at every
+      threshold).
     """
-    best = None
     candidates = sorted({float(r.det_scores.max()) for r in records if len(r.det_scores)}, reverse=True)
-    for point in operating_points(records, candidates):
-        if point["f1"] and (best is None or point["f1"] > best["f1"]):
-            best = point
-    return best
+    points = [p for p in operating_points(records, candidates) if p["f1"]]
+    if not points:
+        return None
+    precise = [p for p in points if p["precision"] >= min_precision]
+    if precise:  # max() keeps the first of equal F1s: the highest threshold
+        best = max(precise, key=lambda p: p["f1"])
+    else:
+        best = max(points, key=lambda p: (p["precision"], p["f1"]))
+    return dict(best, min_precision=float(min_precision), min_precision_met=bool(precise))
 
 
 def operating_points(records, thresholds):

@@ -21,6 +21,11 @@ def test_paper_configuration_is_table_2(accuracy):
     train = config.train
     assert (train.batch_size, train.learning_rate, train.steps_per_epoch, train.epochs) == (1, 0.001, 200, 30)
     assert train.lr_schedule == "constant"
+    assert accuracy.SCORE_THRESHOLDS["paper"] == 0.5 and accuracy.MIN_VAL_PRECISION["paper"] == 0.0
+
+
+def test_best_configuration_scores_at_a_precise_validation_threshold(accuracy):
+    assert accuracy.SCORE_THRESHOLDS["best"] == "val" and accuracy.MIN_VAL_PRECISION["best"] == 0.97
 
 
 def test_best_configuration_warms_up_then_decays_to_zero(accuracy):

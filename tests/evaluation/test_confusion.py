@@ -112,6 +112,34 @@ def test_f1_best_threshold_prefers_the_highest_of_equal_f1s():
     assert chosen["threshold"] == pytest.approx(0.8) and chosen["f1"] == pytest.approx(2 / 3)
 
 
+def test_f1_best_threshold_with_a_min_precision_keeps_to_the_precise_thresholds():
+    records = [
+        _record(1, [0.9, 0.2], image_id=1),
+        _record(1, [0.7], image_id=2),
+        _record(1, [0.3], image_id=3),
+        _record(0, [0.8], image_id=4),
+        _record(0, [0.4], image_id=5),
+        _record(0, [], image_id=6),
+    ]
+    # precision by threshold: 0.9 -> 1, 0.8 -> 1/2, 0.7 -> 2/3, 0.4 -> 1/2, 0.3 -> 3/5 (the F1-best, above).
+    chosen = f1_best_threshold(records, min_precision=0.65)
+    assert chosen["threshold"] == pytest.approx(0.7) and chosen["f1"] == pytest.approx(2 / 3)
+    assert chosen["min_precision"] == 0.65 and chosen["min_precision_met"] is True
+    strict = f1_best_threshold(records, min_precision=1.0)
+    assert strict["threshold"] == pytest.approx(0.9) and strict["precision"] == 1.0
+    assert f1_best_threshold(records)["min_precision_met"] is True
+
+
+def test_f1_best_threshold_takes_the_most_precise_when_none_reaches_the_min_precision():
+    records = [_record(0, [0.9], image_id=1), _record(1, [0.8], image_id=2), _record(0, [0.7], image_id=3),
+               _record(1, [0.6], image_id=4)]
+    # 0.9: FP1 -> F1 0 (skipped); 0.8: TP1 FP1 -> P 1/2; 0.7: P 1/3; 0.6: TP2 FP2 -> P 1/2, F1 2/3: the most
+    # precise, then the best F1.
+    chosen = f1_best_threshold(records, min_precision=0.9)
+    assert chosen["threshold"] == pytest.approx(0.6) and chosen["precision"] == pytest.approx(0.5)
+    assert chosen["min_precision_met"] is False
+
+
 def test_f1_best_threshold_is_none_without_a_found_tumour():
     assert f1_best_threshold([_record(0, [0.9], image_id=1), _record(1, [], image_id=2)]) is None
     assert f1_best_threshold([]) is None
