@@ -5,6 +5,7 @@ step counter; the learning-rate schedule is a function of that counter). ``Check
 checkpoint completely before it points ``state/checkpoint`` at it, so a run killed at any moment, even during a
 save, finds the previous checkpoint intact.
 """
+import csv
 import json
 import math
 import os
@@ -30,6 +31,22 @@ def current_learning_rate(model):
     return float(rate.numpy() if hasattr(rate, "numpy") else rate)
 
 
+def drop_rows_after(path, step):
+    """Rewrite the CSV log ``path`` (atomically) without its rows whose ``step`` column is after ``step``: the rows
+    a killed run wrote after its last checkpoint, which the resumed run writes again. Returns the header line
+    ("" when there is no log yet)."""
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return ""
+    with open(path) as f:
+        header, *rows = f.read().splitlines()
+    column = next(csv.reader([header])).index("step")
+    kept = [row for row in rows if row and float(next(csv.reader([row]))[column]) <= step]
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join([header] + kept) + "\n")
+    os.replace(path + ".tmp", path)
+    return header
+
+
 class StepLogger(keras.callbacks.Callback):
     """Every step's own losses, learning rate and wall time: ``steps.csv`` and, every ``tensorboard_every``
     steps, TensorBoard scalars ``step/<loss>`` and ``step/learning_rate``.
@@ -45,21 +62,10 @@ class StepLogger(keras.callbacks.Callback):
         self.names = None
 
     def on_train_begin(self, logs=None):
-        if os.path.isfile(self.path) and os.path.getsize(self.path) > 0:
-            header = self._drop_rows_after(global_step(self.model))
+        header = drop_rows_after(self.path, global_step(self.model))
+        if header:
             self.names = header.split(",")[4:]
         self.file = open(self.path, "a")
-
-    def _drop_rows_after(self, step):
-        """Rewrite the log without rows of steps after ``step`` (atomically); returns its header line."""
-        with open(self.path) as f:
-            header, *rows = f.read().splitlines()
-        kept = [row for row in rows if row and int(row.split(",", 1)[0]) <= step]
-        temporary = self.path + ".tmp"
-        with open(temporary, "w") as f:
-            f.write("\n".join([header] + kept) + "\n")
-        os.replace(temporary, self.path)
-        return header
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.previous, self.step_in_epoch = epoch + 1, {}, 0
@@ -88,9 +94,31 @@ class StepLogger(keras.callbacks.Callback):
         self.file.close()
 
 
+class HistoryLogger(keras.callbacks.CSVLogger):
+    """Keras' ``CSVLogger`` (one row of logs an epoch, appended), with the step each epoch ended at in a ``step``
+    column; a resumed run first drops the rows of epochs that ended after its checkpoint, which it redoes."""
+
+    def __init__(self, path):
+        super().__init__(path, append=True)
+
+    def on_train_begin(self, logs=None):
+        drop_rows_after(self.filename, global_step(self.model))
+        super().on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["step"] = global_step(self.model)  # also for the callbacks after this one, and fit's History
+        super().on_epoch_end(epoch, logs)
+
+
 class CheckpointSaver(keras.callbacks.Callback):
     """Saves ``manager`` every ``every`` steps and at each epoch end, unless the loss is no longer finite: then
-    training stops, nothing more is saved, and ``diverged_at`` records the step."""
+    training stops, nothing more is saved, and ``diverged_at`` records the step.
+
+    The last step of an epoch is saved at the epoch end only, after the callbacks before this one in the list
+    (validation, logs) have run: a run killed while they run resumes before that step and redoes them too,
+    instead of resuming at the next epoch with the finished one's validation and log row lost.
+    """
 
     def __init__(self, manager, every):
         super().__init__()
@@ -105,15 +133,12 @@ class CheckpointSaver(keras.callbacks.Callback):
         if not self._finite(logs):
             self.diverged_at = step
             self.model.stop_training = True
-        elif step % self.every == 0:
+        elif step % self.every == 0 and batch + 1 != self.params.get("steps"):
             self.manager.save(checkpoint_number=step)
 
     def on_epoch_end(self, epoch, logs=None):
-        step = global_step(self.model)
-        if logs is not None:
-            logs["step"] = step  # history.csv: the step each epoch's figures were taken at
         if self.diverged_at is None:
-            self.manager.save(checkpoint_number=step)
+            self.manager.save(checkpoint_number=global_step(self.model))
 
 
 def spent_seconds(time_file):

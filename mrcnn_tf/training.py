@@ -162,14 +162,15 @@ def restore_latest(model, manager):
 
 def run_callbacks(saver, reader, val_items, out_dir, config):
     """The callbacks of a run, in the order they must run: validation figures before the loggers, and a step's
-    ``steps.csv`` row before its checkpoint (a run killed between the two would otherwise resume after a step
-    whose row was never written)."""
+    ``steps.csv`` row and an epoch's ``history.csv`` row before their checkpoint (a run killed between the two
+    would otherwise resume after a step or epoch whose row was never written; rows written after the checkpoint
+    are dropped and written again on resume)."""
     writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard"))
     return [
         callbacks.ValidationMetrics(reader, val_items, out_dir, config.train.val_every, writer),
         callbacks.StepLogger(os.path.join(out_dir, STEPS_FILE), writer),
+        callbacks.HistoryLogger(os.path.join(out_dir, HISTORY_FILE)),
         saver,
-        keras.callbacks.CSVLogger(os.path.join(out_dir, HISTORY_FILE), append=True),
         callbacks.EpochTensorBoard(writer),
     ]
 

@@ -1,4 +1,4 @@
-"""Run callbacks: checkpoints every N steps, NaN stops the run without saving, per-step CSV."""
+"""Run callbacks: checkpoints every N steps, NaN stops the run without saving, per-step and per-epoch CSV."""
 import csv
 import json
 import math
@@ -85,11 +85,34 @@ def test_time_budget_stops_training_and_carries_over_to_the_next_sitting(tmp_pat
     assert int(model.optimizer.iterations.numpy()) == 5
 
 
-def test_epoch_end_records_the_step_in_the_logs(tmp_path):
+def test_the_last_step_of_an_epoch_is_saved_after_the_epoch_end_callbacks_before_the_saver(tmp_path):
     model, manager = _model_and_manager(tmp_path)
+    seen = []  # the latest checkpoint when an epoch-end callback (validation, a log row) runs
+    probe = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(manager.latest_checkpoint))
+    model.fit(np.ones((6, 2)), np.ones((6, 1)), batch_size=1, epochs=1, verbose=0,
+              callbacks=[probe, callbacks.CheckpointSaver(manager, every=3)])
+    # A kill in the epoch-end callbacks resumes at step 3 and runs them again, not at step 6 without them.
+    assert seen[0].endswith("ckpt-3") and manager.latest_checkpoint.endswith("ckpt-6")
+
+
+def test_history_logger_records_each_epochs_step(tmp_path):
+    model, _ = _model_and_manager(tmp_path)
+    path = str(tmp_path / "history.csv")
     history = model.fit(np.ones((4, 2)), np.ones((4, 1)), batch_size=1, epochs=2, verbose=0,
-                        callbacks=[callbacks.CheckpointSaver(manager, every=100)])
+                        callbacks=[callbacks.HistoryLogger(path)])
     assert history.history["step"] == [4, 8]
+    assert [(r["epoch"], r["step"]) for r in csv.DictReader(open(path))] == [("0", "4"), ("1", "8")]
+
+
+def test_history_logger_of_a_resumed_run_drops_the_epochs_it_will_redo(tmp_path):
+    model, _ = _model_and_manager(tmp_path)
+    path = str(tmp_path / "history.csv")
+    model.fit(np.ones((2, 2)), np.ones((2, 1)), batch_size=1, epochs=3, verbose=0,
+              callbacks=[callbacks.HistoryLogger(path)])  # rows at steps 2, 4, 6, then killed ...
+    model.optimizer.iterations.assign(3)  # ... with its last checkpoint at step 3, in the second epoch
+    model.fit(np.ones((1, 2)), np.ones((1, 1)), batch_size=1, initial_epoch=1, epochs=2, verbose=0,
+              callbacks=[callbacks.HistoryLogger(path)])  # finishes the second epoch again
+    assert [(r["epoch"], r["step"]) for r in csv.DictReader(open(path))] == [("0", "2"), ("1", "4")]
 
 
 def test_a_time_budget_must_be_positive(tmp_path):
