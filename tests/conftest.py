@@ -12,6 +12,17 @@ from mrcnn_tf.config import Config  # noqa: E402
 SHARED_LGG = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "lgg")
 
 
+def load_benchmark(name):
+    """``benchmarks/<name>.py`` as a module (the benchmark scripts are not a package)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_config(image_size=64, **sections):
     """A small but complete configuration: every part of the model runs, with narrow heads and few RoIs."""
     config = Config(image_size=image_size, max_instances=4).replace(

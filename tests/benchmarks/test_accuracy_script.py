@@ -1,18 +1,11 @@
 """benchmarks/accuracy.py: its configurations are valid, and its summary reads the report it wrote."""
-import importlib.util
-import os
-
 import pytest
-
-PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def accuracy():
-    spec = importlib.util.spec_from_file_location("accuracy", os.path.join(PROJECT, "benchmarks", "accuracy.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("accuracy")
 
 
 def test_paper_configuration_is_table_2(accuracy):

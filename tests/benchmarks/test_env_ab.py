@@ -1,15 +1,9 @@
 """benchmarks/env_ab.py: values alternate round by round, and each value's medians come from its own runs."""
-import importlib.util
-import os
-
-PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from conftest import load_benchmark
 
 
 def _env_ab():
-    spec = importlib.util.spec_from_file_location("env_ab", os.path.join(PROJECT, "benchmarks", "env_ab.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("env_ab")
 
 
 def test_values_alternate_and_medians_are_per_value():
