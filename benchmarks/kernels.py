@@ -6,7 +6,8 @@
 Times (median ms after two warm-up calls, each in a tf.function) at torchvision's benchmark sizes: the box head's
 first matmul on 512 RoIs (with numpy's matmul of the same size beside it), a 3x3 convolution of 256 channels on one
 64x64 map (P2 of a 256-px image), RoIAlign of 1000 proposals (7x7) and of 100 detections (14x14) over P2-P5, the
-box head on 1000 proposals and the mask head on 100 detections, with its parts. Prints one JSON line.
+box head on 1000 proposals and the mask head on 100 detections, with its parts, and one of its 3x3 convolutions
+direct and by Winograd F(2x2, 3x3) (``mrcnn_tf.ops.winograd``; also XLA-compiled). Prints one JSON line.
 """
 import argparse
 import json
@@ -26,6 +27,7 @@ import speed  # noqa: E402
 from mrcnn_tf.config import Config  # noqa: E402
 from mrcnn_tf.layers.box_head import BoxHead  # noqa: E402
 from mrcnn_tf.layers.mask_head import MaskHead  # noqa: E402
+from mrcnn_tf.ops import winograd  # noqa: E402
 from mrcnn_tf.ops.roi_align import multilevel_roi_align  # noqa: E402
 
 
@@ -42,9 +44,9 @@ def random_boxes(count, size=256, seed=0):
     return tf.constant(np.stack([y1, x1, np.minimum(y1 + h, size), np.minimum(x1 + w, size)], -1), tf.float32)
 
 
-def timed(fn, *args, steps):
-    """Median ms of ``fn(*args)`` as a tf.function, its outputs fetched."""
-    compiled = tf.function(fn)
+def timed(fn, *args, steps, jit_compile=None):
+    """Median ms of ``fn(*args)`` as a tf.function (XLA-compiled with ``jit_compile``), its outputs fetched."""
+    compiled = tf.function(fn, jit_compile=jit_compile)
     return median_ms(lambda: tf.nest.map_structure(lambda t: t.numpy(), compiled(*args)), steps)
 
 
@@ -75,6 +77,9 @@ def main():
         "mask_head_100_one_conv": timed(mask_head.convs[0], mask_pooled, steps=steps),
         "mask_head_100_one_group_norm": timed(mask_head.norms[0], mask_pooled, steps=steps),
         "mask_head_100_transposed_conv": timed(mask_head.upsample, mask_pooled, steps=steps),
+        "mask_conv3x3_100_direct": timed(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"), mask_pooled, steps=steps),
+        "mask_conv3x3_100_winograd": timed(winograd.conv3x3, mask_pooled, kernel, steps=steps),
+        "mask_conv3x3_100_winograd_xla": timed(winograd.conv3x3, mask_pooled, kernel, steps=steps, jit_compile=True),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
     }
     print(json.dumps(result))
