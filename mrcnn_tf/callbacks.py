@@ -37,12 +37,14 @@ def drop_rows_after(path, step):
     ("" when there is no log yet)."""
     if not os.path.isfile(path) or os.path.getsize(path) == 0:
         return ""
-    with open(path) as f:
-        header, *rows = f.read().splitlines()
+    with open(path, newline="") as f:
+        text = f.read()
+    ending = "\r\n" if "\r\n" in text else "\n"  # Keras' CSVLogger ends lines with \r\n, StepLogger with \n
+    header, *rows = text.splitlines()
     column = next(csv.reader([header])).index("step")
     kept = [row for row in rows if row and float(next(csv.reader([row]))[column]) <= step]
-    with open(path + ".tmp", "w") as f:
-        f.write("\n".join([header] + kept) + "\n")
+    with open(path + ".tmp", "w", newline="") as f:
+        f.write(ending.join([header] + kept) + ending)
     os.replace(path + ".tmp", path)
     return header
 
@@ -115,9 +117,10 @@ class CheckpointSaver(keras.callbacks.Callback):
     """Saves ``manager`` every ``every`` steps and at each epoch end, unless the loss is no longer finite: then
     training stops, nothing more is saved, and ``diverged_at`` records the step.
 
-    The last step of an epoch is saved at the epoch end only, after the callbacks before this one in the list
-    (validation, logs) have run: a run killed while they run resumes before that step and redoes them too,
-    instead of resuming at the next epoch with the finished one's validation and log row lost.
+    The last step of an epoch (or the step a callback before this one stopped training at, as the time budget
+    does) is saved at the epoch end only, after the callbacks before this one in the list (validation, logs) have
+    run: a run killed while they run resumes before that step and redoes them too, instead of resuming at the
+    next epoch with the finished one's validation and log rows lost.
     """
 
     def __init__(self, manager, every):
@@ -133,7 +136,7 @@ class CheckpointSaver(keras.callbacks.Callback):
         if not self._finite(logs):
             self.diverged_at = step
             self.model.stop_training = True
-        elif step % self.every == 0 and batch + 1 != self.params.get("steps"):
+        elif step % self.every == 0 and batch + 1 != self.params.get("steps") and not self.model.stop_training:
             self.manager.save(checkpoint_number=step)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -141,12 +144,19 @@ class CheckpointSaver(keras.callbacks.Callback):
             self.manager.save(checkpoint_number=global_step(self.model))
 
 
+def read_time_file(time_file):
+    """A run's ``TimeBudget`` file: ``(seconds of train steps spent, the step they reached)``, ``(0.0, 0)`` when
+    it has none."""
+    if not os.path.isfile(time_file):
+        return 0.0, 0
+    with open(time_file) as f:
+        record = json.load(f)
+    return float(record["train_seconds"]), int(record.get("step", 0))
+
+
 def spent_seconds(time_file):
     """The seconds of train steps a run has already spent, from its ``TimeBudget`` file (0 when it has none)."""
-    if not os.path.isfile(time_file):
-        return 0.0
-    with open(time_file) as f:
-        return float(json.load(f)["train_seconds"])
+    return read_time_file(time_file)[0]
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -157,6 +167,7 @@ class TimeBudget(keras.callbacks.Callback):
     every step, so a resumed run goes on with the time it has left. Time of steps redone after a kill counts
     too: it was spent. Keras still ends the epoch the budget stops (validation, checkpoint, ``history.csv``
     row); a later sitting with a larger budget finishes that epoch and writes a second row for it, at its step.
+    A run killed after its budget ran out but before its last steps were checkpointed redoes those steps first.
     """
 
     def __init__(self, path, minutes, clock=time.perf_counter):
@@ -164,12 +175,13 @@ class TimeBudget(keras.callbacks.Callback):
         if minutes <= 0:
             raise ConfigError(f"a time budget must be positive, got {minutes} minutes")
         self.path, self.budget, self.clock = path, 60.0 * minutes, clock
-        self.seconds = spent_seconds(path)
+        self.seconds, self.reached_step = read_time_file(path)
         self._start = None
 
-    @property
-    def exhausted(self):
-        return self.seconds >= self.budget
+    def exhausted_at(self, step):
+        """Whether training at global ``step`` is over: the budget is spent and the run is back at the step it had
+        reached when it was spent (a resumed run may restart before it)."""
+        return self.seconds >= self.budget and step >= self.reached_step
 
     def on_train_batch_begin(self, batch, logs=None):
         self._start = self.clock()
@@ -180,7 +192,7 @@ class TimeBudget(keras.callbacks.Callback):
             json.dump({"train_seconds": round(self.seconds, 2), "step": global_step(self.model),
                        "budget_seconds": self.budget}, f)
         os.replace(self.path + ".tmp", self.path)
-        if self.exhausted:
+        if self.exhausted_at(global_step(self.model)):
             self.model.stop_training = True
 
 
@@ -236,10 +248,13 @@ class ValidationMetrics(keras.callbacks.Callback):
         score = figures["val_mask_ap50"]
         if score is None or (self.best is not None and score <= self.best["val_mask_ap50"]):
             return
-        self.model.save_weights(os.path.join(self.out_dir, BEST_WEIGHTS_FILE))
+        partial = os.path.join(self.out_dir, "best.partial.weights.h5")
+        self.model.save_weights(partial)  # then renamed: a kill while writing leaves the last best whole
+        os.replace(partial, os.path.join(self.out_dir, BEST_WEIGHTS_FILE))
         self.best = {"epoch": epoch + 1, "step": global_step(self.model), **figures}
-        with open(self.best_path, "w") as f:
+        with open(self.best_path + ".tmp", "w") as f:
             json.dump(self.best, f, indent=1)
+        os.replace(self.best_path + ".tmp", self.best_path)
 
     def _log_images(self, records, images):
         if self.writer is None or not images:

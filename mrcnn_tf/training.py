@@ -161,17 +161,17 @@ def restore_latest(model, manager):
 
 
 def run_callbacks(saver, reader, val_items, out_dir, config):
-    """The callbacks of a run, in the order they must run: validation figures before the loggers, and a step's
-    ``steps.csv`` row and an epoch's ``history.csv`` row before their checkpoint (a run killed between the two
-    would otherwise resume after a step or epoch whose row was never written; rows written after the checkpoint
-    are dropped and written again on resume)."""
+    """The callbacks of a run, in the order they must run: validation figures before the loggers, and every log
+    (a step's ``steps.csv`` row, an epoch's ``history.csv`` row and TensorBoard scalars) before the checkpoint it
+    belongs to, last (a run killed between the two would otherwise resume after a step or epoch that was never
+    logged; CSV rows written after the checkpoint are dropped and written again on resume)."""
     writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard"))
     return [
         callbacks.ValidationMetrics(reader, val_items, out_dir, config.train.val_every, writer),
         callbacks.StepLogger(os.path.join(out_dir, STEPS_FILE), writer),
         callbacks.HistoryLogger(os.path.join(out_dir, HISTORY_FILE)),
-        saver,
         callbacks.EpochTensorBoard(writer),
+        saver,
     ]
 
 
@@ -184,7 +184,7 @@ def fit_epochs(model, config, arrays, val_arrays, step, callback_list, saver, ve
     if val_arrays is not None and train.val_every:
         validation = pipeline.make_dataset(val_arrays, train.batch_size, training=False)
     epoch, done_in_epoch = divmod(step, train.steps_per_epoch)
-    while epoch < train.epochs and not (budget and budget.exhausted):
+    while epoch < train.epochs and not (budget and budget.exhausted_at(callbacks.global_step(model))):
         dataset = pipeline.make_training_dataset(arrays, train.batch_size, train.seed, epoch * train.steps_per_epoch
                                                  + done_in_epoch, train.augment, train.empty_slice_repeat)
         model.fit(dataset, initial_epoch=epoch, epochs=epoch + 1 if done_in_epoch else train.epochs,

@@ -77,12 +77,38 @@ def test_time_budget_stops_training_and_carries_over_to_the_next_sitting(tmp_pat
     clock = lambda: next(ticks)  # noqa: E731 (every reading is one second later: each step takes 1 s)
     budget = callbacks.TimeBudget(path, minutes=3 / 60, clock=clock)  # 3 seconds: three steps
     model.fit(np.ones((10, 2)), np.ones((10, 1)), batch_size=1, epochs=1, callbacks=[budget], verbose=0)
-    assert budget.exhausted and int(model.optimizer.iterations.numpy()) == 3
+    assert budget.exhausted_at(3) and int(model.optimizer.iterations.numpy()) == 3
     saved = json.load(open(path))
     assert saved["train_seconds"] == 3.0 and saved["step"] == 3
     later = callbacks.TimeBudget(path, minutes=5 / 60, clock=clock)  # a larger budget later: 2 s left
     model.fit(np.ones((10, 2)), np.ones((10, 1)), batch_size=1, epochs=1, callbacks=[later], verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 5
+
+
+def test_a_run_killed_after_its_budget_ran_out_redoes_the_steps_it_had_not_checkpointed(tmp_path):
+    model, _ = _model_and_manager(tmp_path)
+    path = str(tmp_path / "train_time.json")
+    ticks = iter(float(t) for t in range(1000))
+    clock = lambda: next(ticks)  # noqa: E731 (each step takes 1 s)
+    budget = callbacks.TimeBudget(path, minutes=3 / 60, clock=clock)
+    model.fit(np.ones((10, 2)), np.ones((10, 1)), batch_size=1, epochs=1, callbacks=[budget], verbose=0)
+    model.optimizer.iterations.assign(1)  # killed before step 3 was checkpointed: resumed from step 1
+    again = callbacks.TimeBudget(path, minutes=3 / 60, clock=clock)
+    assert not again.exhausted_at(1) and again.exhausted_at(3)
+    model.fit(np.ones((10, 2)), np.ones((10, 1)), batch_size=1, epochs=1, callbacks=[again], verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 3  # steps 2 and 3 again, then the budget stops it
+
+
+def test_a_budget_stop_is_saved_after_the_epoch_end_callbacks_too(tmp_path):
+    model, manager = _model_and_manager(tmp_path)
+    ticks = iter(float(t) for t in range(1000))
+    budget = callbacks.TimeBudget(str(tmp_path / "t.json"), minutes=4 / 60, clock=lambda: next(ticks))
+    seen = []
+    probe = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(manager.latest_checkpoint))
+    model.fit(np.ones((10, 2)), np.ones((10, 1)), batch_size=1, epochs=1, verbose=0,
+              callbacks=[budget, probe, callbacks.CheckpointSaver(manager, every=2)])
+    # Stopped at step 4 (a multiple of 2): saved after the epoch-end callbacks, once.
+    assert seen[0].endswith("ckpt-2") and [c.rsplit("-", 1)[1] for c in manager.checkpoints] == ["2", "4"]
 
 
 def test_the_last_step_of_an_epoch_is_saved_after_the_epoch_end_callbacks_before_the_saver(tmp_path):
@@ -113,8 +139,20 @@ def test_history_logger_of_a_resumed_run_drops_the_epochs_it_will_redo(tmp_path)
     model.fit(np.ones((1, 2)), np.ones((1, 1)), batch_size=1, initial_epoch=1, epochs=2, verbose=0,
               callbacks=[callbacks.HistoryLogger(path)])  # finishes the second epoch again
     assert [(r["epoch"], r["step"]) for r in csv.DictReader(open(path))] == [("0", "2"), ("1", "4")]
+    text = open(path, newline="").read()
+    assert text.count("\r\n") == text.count("\n") == 3  # Keras' line endings kept through the rewrite
 
 
 def test_a_time_budget_must_be_positive(tmp_path):
     with pytest.raises(ConfigError, match="positive"):
         callbacks.TimeBudget(str(tmp_path / "t.json"), minutes=0)
+
+
+def test_a_run_logs_everything_before_its_checkpoint(tmp_path):
+    from conftest import tiny_config
+    from mrcnn_tf.training import run_callbacks
+
+    saver = callbacks.CheckpointSaver(None, every=1)
+    order = [type(c) for c in run_callbacks(saver, None, [], str(tmp_path), tiny_config())]
+    assert order == [callbacks.ValidationMetrics, callbacks.StepLogger, callbacks.HistoryLogger,
+                     callbacks.EpochTensorBoard, callbacks.CheckpointSaver]
