@@ -75,8 +75,10 @@ def main(argv=None):
         return 0
     if args.model:
         def run():
-            return commands.evaluate_run(args.model, args.data, args.split, args.out, args.score_threshold,
-                                         args.max_images, args.format, args.weights, args.min_precision or 0.0)
+            return commands.evaluate_run(args.model, args.data, args.split, args.out,
+                                         score_threshold=args.score_threshold, max_images=args.max_images,
+                                         data_format=args.format, weights=args.weights,
+                                         min_precision=args.min_precision or 0.0)
     else:
         def run():
             return commands.evaluate_coco_files(args.ground_truth, args.detections, args.out, args.score_threshold)

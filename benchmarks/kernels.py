@@ -7,7 +7,7 @@ Times (median ms after two warm-up calls, each in a tf.function) at torchvision'
 first matmul on 512 RoIs (with numpy's matmul of the same size beside it), a 3x3 convolution of 256 channels on one
 64x64 map (P2 of a 256-px image), RoIAlign of 1000 proposals (7x7) and of 100 detections (14x14) over P2-P5, the
 box head on 1000 proposals and the mask head on 100 detections, with its parts, and one of its 3x3 convolutions
-direct and by Winograd F(2x2, 3x3) (``mrcnn_tf.ops.winograd``; also XLA-compiled). Prints one JSON line.
+direct and by Winograd F(2x2, 3x3) (``mrcnn_tf.ops.winograd``; each also XLA-compiled). Prints one JSON line.
 """
 import argparse
 import json
@@ -77,7 +77,9 @@ def main():
         "mask_head_100_one_conv": timed(mask_head.convs[0], mask_pooled, steps=steps),
         "mask_head_100_one_group_norm": timed(mask_head.norms[0], mask_pooled, steps=steps),
         "mask_head_100_transposed_conv": timed(mask_head.upsample, mask_pooled, steps=steps),
-        "mask_conv3x3_100_direct": timed(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"), mask_pooled, steps=steps),
+        "mask_conv3x3_100_direct": timed(tf.nn.conv2d, mask_pooled, kernel, 1, "SAME", steps=steps),
+        "mask_conv3x3_100_direct_xla": timed(tf.nn.conv2d, mask_pooled, kernel, 1, "SAME", steps=steps,
+                                             jit_compile=True),
         "mask_conv3x3_100_winograd": timed(winograd.conv3x3, mask_pooled, kernel, steps=steps),
         "mask_conv3x3_100_winograd_xla": timed(winograd.conv3x3, mask_pooled, kernel, steps=steps, jit_compile=True),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),

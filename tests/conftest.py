@@ -1,4 +1,5 @@
 """Shared test fixtures: tiny configurations and synthetic images, so that the suite runs in minutes on 2 cores."""
+import importlib.util
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -14,8 +15,6 @@ SHARED_LGG = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data
 
 def load_benchmark(name):
     """``benchmarks/<name>.py`` as a module (the benchmark scripts are not a package)."""
-    import importlib.util
-
     path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", f"{name}.py")
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)

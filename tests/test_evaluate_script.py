@@ -91,10 +91,15 @@ def test_model_mode_evaluates_the_runs_test_split(tiny_run, tmp_path):
     assert code == 2  # the val split is empty: a clear error, not an empty report
 
 
-def test_model_mode_chooses_the_score_threshold_on_the_val_split(tiny_run, tmp_path):
-    run, data = tiny_run
+def _val_and_test_patients(run):
+    """Give the tiny run a validation split (one patient) and a test split (the other)."""
     splits.write_splits({"ratios": [0, 0.5, 0.5], "seed": 0, "by": "patient", "train": [],
                          "val": ["TCGA_AA_0001"], "test": ["TCGA_AA_0002"]}, run / splits.SPLITS_FILE)
+
+
+def test_model_mode_chooses_the_score_threshold_on_the_val_split(tiny_run, tmp_path, capsys):
+    run, data = tiny_run
+    _val_and_test_patients(run)
     out = tmp_path / "report"
     args = ["--model", str(run), "--data", str(data), "--split", "test", "--out", str(out), "--score-threshold"]
     assert evaluate.main(args + ["val"]) == 0
@@ -107,19 +112,22 @@ def test_model_mode_chooses_the_score_threshold_on_the_val_split(tiny_run, tmp_p
     with pytest.raises(SystemExit):
         evaluate.parse_args(["--ground-truth", "g.json", "--detections", "d.json", "--out", "o",
                              "--score-threshold", "val"])
-    for bad in (["0.5", "--min-precision", "0.9"], ["val", "--min-precision", "1.5"]):
-        with pytest.raises(SystemExit):  # --min-precision only with val, and in [0, 1]
+    for bad, message in ((["0.5", "--min-precision", "0.9"], "--min-precision needs --score-threshold val"),
+                         (["val", "--min-precision", "1.5"], "expected a number in [0, 1], got '1.5'")):
+        with pytest.raises(SystemExit):
             evaluate.parse_args(args + bad)
+        assert message in capsys.readouterr().err
 
 
 def test_model_mode_says_when_no_val_threshold_reaches_the_min_precision(tiny_run, tmp_path, monkeypatch, capsys):
     from mrcnn_tf.evaluation import commands
 
     run, data = tiny_run
-    splits.write_splits({"ratios": [0, 0.5, 0.5], "seed": 0, "by": "patient", "train": [],
-                         "val": ["TCGA_AA_0001"], "test": ["TCGA_AA_0002"]}, run / splits.SPLITS_FILE)
+    _val_and_test_patients(run)
     point = dict(threshold=0.25, precision=0.5, f1=0.6, min_precision=0.97, min_precision_met=False)
-    monkeypatch.setattr(commands, "choose_score_threshold", lambda model, reader, items, min_precision: point)
+    asked = []
+    monkeypatch.setattr(commands, "choose_score_threshold",
+                        lambda model, reader, items, min_precision: asked.append(min_precision) or point)
     out = tmp_path / "report"
     assert evaluate.main(["--model", str(run), "--data", str(data), "--out", str(out), "--score-threshold", "val",
                           "--min-precision", "0.97"]) == 0
@@ -127,14 +135,17 @@ def test_model_mode_says_when_no_val_threshold_reaches_the_min_precision(tiny_ru
     figures = json.loads((out / "report.json").read_text())
     assert figures["thresholds"]["score"] == 0.25
     assert figures["source"]["score_threshold_chosen_on_val"]["min_precision_met"] is False
+    assert asked == [0.97]  # the threshold was chosen with the asked precision
 
 
 def test_model_mode_passes_the_min_precision_to_the_threshold_choice(monkeypatch):
     from mrcnn_tf.evaluation import commands
 
     calls = []
-    monkeypatch.setattr(commands, "evaluate_run", lambda *a: calls.append(a) or {})
+    monkeypatch.setattr(commands, "evaluate_run", lambda *a, **k: calls.append((a, k)) or {})
     base = ["--model", "run", "--data", "data", "--out", "out", "--score-threshold", "val"]
     assert evaluate.main(base + ["--min-precision", "0.97"]) == 0
     assert evaluate.main(base) == 0
-    assert calls[0][2:5] == ("test", "out", "val") and calls[0][-1] == 0.97 and calls[1][-1] == 0.0
+    (args, kwargs), (_, default) = calls
+    assert args[2:] == ("test", "out") and kwargs["score_threshold"] == "val"
+    assert kwargs["min_precision"] == 0.97 and default["min_precision"] == 0.0

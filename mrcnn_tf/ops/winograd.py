@@ -6,6 +6,9 @@ the direct convolution. The tile transforms around it are additions.
 The same cross-correlation as ``tf.nn.conv2d(x, kernel, 1, "SAME")``, to float32 rounding; differentiable (every
 step is a linear TF op). Candidate for the mask head's four 256-channel convolutions on 14x14 RoIs, which are
 near this CPU's peak FLOP/s as direct convolutions (``benchmarks/kernels.py`` times both).
+
+Shape letters: ``N`` maps, ``H``, ``W`` map size, ``C_in``, ``C_out`` channels, ``T = N * tiles_h * tiles_w`` 2x2
+output tiles (``tiles_h = ceil(H / 2)``), 16 the taps of a 4x4 transformed tile.
 """
 import tensorflow as tf
 
@@ -42,7 +45,7 @@ def transform_input(x, tiles_h, tiles_w):
     Args:
       x: [N, 2 * tiles_h + 2, 2 * tiles_w + 2, C], the input padded by 1 (and to an even size).
     Returns:
-      [16, N * tiles_h * tiles_w, C].
+      [16, T, C].
     """
     rows = [x[:, k:k + 2 * tiles_h:2] for k in range(4)]  # 4 x [N, tiles_h, W_p, C]
     taps = []
@@ -57,7 +60,7 @@ def transform_output(m, n, tiles_h, tiles_w):
     """``A^T m A`` of every tile, the 2x2 outputs put in place.
 
     Args:
-      m: [16, N * tiles_h * tiles_w, C_out].
+      m: [16, T, C_out].
     Returns:
       [N, 2 * tiles_h, 2 * tiles_w, C_out].
     """
@@ -80,5 +83,5 @@ def conv3x3(x, kernel):
     n, h, w = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
     tiles_h, tiles_w = (h + 1) // 2, (w + 1) // 2
     padded = tf.pad(x, [[0, 0], [1, 1 + 2 * tiles_h - h], [1, 1 + 2 * tiles_w - w], [0, 0]])
-    m = tf.matmul(transform_input(padded, tiles_h, tiles_w), transform_kernel(kernel))  # [16, P, C_out]
+    m = tf.matmul(transform_input(padded, tiles_h, tiles_w), transform_kernel(kernel))  # [16, T, C_out]
     return transform_output(m, n, tiles_h, tiles_w)[:, :h, :w]

@@ -1,6 +1,15 @@
-"""benchmarks/accuracy.py: its configurations are valid, and its summary reads the report it wrote."""
+"""benchmarks/accuracy.py: its configurations are valid, it scores the test split as each says, and its summary reads
+the report."""
 import pytest
 from conftest import load_benchmark
+
+REPORT = {  # the parts of an evaluation report (report.json) the script reads
+    "image_level": {"precision": 0.9, "recall": 0.8, "f1": 0.847, "tp": 8, "fp": 1, "fn": 2, "tn": 5},
+    "iou": {"instance_mean": 0.7}, "ap": {"box_ap50": 0.91, "mask_ap50": None},
+    "coco": {"box": {"ap": 0.4}, "mask": {"ap": 0.35}},
+    "dice": {"per_patient_mean": 0.8, "per_slice_mean": 0.75},
+    "thresholds": {"score": 0.3}, "source": {"score_threshold_chosen_on_val": {"threshold": 0.3}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -14,11 +23,25 @@ def test_paper_configuration_is_table_2(accuracy):
     train = config.train
     assert (train.batch_size, train.learning_rate, train.steps_per_epoch, train.epochs) == (1, 0.001, 200, 30)
     assert train.lr_schedule == "constant"
-    assert accuracy.SCORE_THRESHOLDS["paper"] == 0.5 and accuracy.MIN_VAL_PRECISION["paper"] == 0.0
+    assert accuracy.SCORING["paper"] == {"score_threshold": 0.5}  # the paper's
 
 
-def test_best_configuration_scores_at_a_precise_validation_threshold(accuracy):
-    assert accuracy.SCORE_THRESHOLDS["best"] == "val" and accuracy.MIN_VAL_PRECISION["best"] == 0.97
+def test_run_scores_the_test_split_as_its_configuration_says(accuracy, tmp_path, monkeypatch):
+    from mrcnn_tf import training
+    from mrcnn_tf.evaluation import commands, plots
+
+    scored = []
+    monkeypatch.setattr(accuracy.budget, "plan_schedule", lambda config, *args: config)
+    monkeypatch.setattr(training, "train", lambda *args, **kwargs: None)
+    monkeypatch.setattr(plots, "plot_learning_curve", lambda *args: None)
+    monkeypatch.setattr(commands, "evaluate_run", lambda *args, **kwargs: scored.append(kwargs) or REPORT)
+    (tmp_path / training.HISTORY_FILE).write_text("epoch,step\n0,10\n")
+    (tmp_path / training.STEPS_FILE).write_text("step,loss\n10,0.5\n")
+    accuracy.make_config("best").to_json(str(tmp_path / training.CONFIG_FILE))
+    args = accuracy.argparse.Namespace(data="data", out=str(tmp_path), minutes=None, config="best")
+    summary = accuracy.run(args)
+    assert scored == [{"weights": "final", "score_threshold": "val", "min_precision": 0.97}]
+    assert summary["steps"] == 10 and summary["test"]["f1"] == 0.847
 
 
 def test_best_configuration_warms_up_then_decays_to_zero(accuracy):
@@ -32,13 +55,7 @@ def test_best_configuration_warms_up_then_decays_to_zero(accuracy):
 
 
 def test_summary_reads_the_report(accuracy):
-    report = {
-        "image_level": {"precision": 0.9, "recall": 0.8, "f1": 0.847, "tp": 8, "fp": 1, "fn": 2, "tn": 5},
-        "iou": {"instance_mean": 0.7}, "ap": {"box_ap50": 0.91, "mask_ap50": None},
-        "coco": {"box": {"ap": 0.4}, "mask": {"ap": 0.35}},
-        "dice": {"per_patient_mean": 0.8, "per_slice_mean": 0.75},
-    }
-    summary = accuracy.summarise(report)
+    summary = accuracy.summarise(REPORT)
     assert summary["f1"] == 0.847 and summary["box_ap50"] == 0.91 and summary["mask_ap50"] is None
     assert summary["coco_mask_ap"] == 0.35 and summary["dice_per_patient"] == 0.8 and summary["tn"] == 5
 

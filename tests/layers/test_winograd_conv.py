@@ -22,7 +22,7 @@ def test_same_weights_and_outputs_as_conv2d():
 
 
 @pytest.mark.parametrize("kwargs", [dict(kernel_size=5), dict(strides=2), dict(padding="valid"),
-                                    dict(dilation_rate=2)])
+                                    dict(dilation_rate=2), dict(groups=2), dict(data_format="channels_first")])
 def test_refuses_what_it_does_not_compute(kwargs):
     with pytest.raises(ValueError, match="3x3, stride 1"):
         WinogradConv2D(4, **kwargs)
@@ -39,19 +39,29 @@ def test_mask_head_loads_the_direct_heads_weights_and_gives_its_masks():
 
 
 def test_computes_in_float16_under_mixed_float16():
+    x = _random((1, 6, 6, 3), dtype=np.float16)
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        layer = WinogradConv2D(4)
-        out = layer(_random((1, 6, 6, 3), dtype=np.float16))
+        plain, ours = keras.layers.Conv2D(4, 3, padding="same"), WinogradConv2D(4)
+        plain(x), ours(x)
+        ours.set_weights(plain.get_weights())
+        expected, out = plain(x), ours(x)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    assert out.dtype == tf.float16 and np.all(np.isfinite(out.numpy()))
+    assert out.dtype == expected.dtype == tf.float16
+    np.testing.assert_allclose(out.numpy(), expected.numpy(), rtol=1e-2, atol=1e-2)
 
 
-def test_the_model_takes_it_from_the_config():
-    from conftest import tiny_config
-    from mrcnn_tf.model import MaskRCNN
+def test_the_model_takes_it_from_the_config_and_detects_as_with_direct_convolutions():
+    from conftest import ellipse_image, tiny_config
+    from mrcnn_tf.model import build_model
 
-    for flag in (False, True):
-        model = MaskRCNN(tiny_config().replace(roi={"mask_conv_winograd": flag}))
-        assert all(isinstance(conv, WinogradConv2D) == flag for conv in model.mask_head.convs)
+    config = tiny_config().replace(inference={"score_threshold": 0.0})  # random weights: keep every detection
+    direct, ours = build_model(config), build_model(config.replace(roi={"mask_conv_winograd": True}))
+    assert all(isinstance(conv, WinogradConv2D) for conv in ours.mask_head.convs)
+    assert not any(isinstance(conv, WinogradConv2D) for conv in direct.mask_head.convs)
+    ours.set_weights(direct.get_weights())
+    image = tf.constant(ellipse_image(64, [(32, 32, 12, 8)])[0][None])
+    expected, found = direct(image, training=False), ours(image, training=False)
+    np.testing.assert_allclose(found["mask_probs"], expected["mask_probs"], atol=1e-4)
+    np.testing.assert_allclose(found["boxes"], expected["boxes"])
