@@ -88,8 +88,9 @@ def test_image_level_counts_of_no_records():
     assert image_level_counts([], 0.5) == dict(tp=0, fp=0, fn=0, tn=0)
 
 
-def test_f1_best_threshold_tries_each_images_best_score():
-    records = [
+def _three_tumours_three_without():
+    """Six images whose best scores rank tumour, tumour-free, tumour, tumour-free, tumour (one image has none)."""
+    return [
         _record(1, [0.9, 0.2], image_id=1),
         _record(1, [0.7], image_id=2),
         _record(1, [0.3], image_id=3),
@@ -97,6 +98,10 @@ def test_f1_best_threshold_tries_each_images_best_score():
         _record(0, [0.4], image_id=5),
         _record(0, [], image_id=6),
     ]
+
+
+def test_f1_best_threshold_tries_each_images_best_score():
+    records = _three_tumours_three_without()
     # 0.9: TP1 FN2 -> F1 0.5; 0.8: TP1 FP1 FN2 -> 0.4; 0.7: TP2 FP1 FN1 -> 2/3; 0.4: TP2 FP2 FN1 -> 4/7;
     # 0.3: TP3 FP2 -> 0.75, the best.
     chosen = f1_best_threshold(records)
@@ -113,14 +118,7 @@ def test_f1_best_threshold_prefers_the_highest_of_equal_f1s():
 
 
 def test_f1_best_threshold_with_a_min_precision_keeps_to_the_precise_thresholds():
-    records = [
-        _record(1, [0.9, 0.2], image_id=1),
-        _record(1, [0.7], image_id=2),
-        _record(1, [0.3], image_id=3),
-        _record(0, [0.8], image_id=4),
-        _record(0, [0.4], image_id=5),
-        _record(0, [], image_id=6),
-    ]
+    records = _three_tumours_three_without()
     # precision by threshold: 0.9 -> 1, 0.8 -> 1/2, 0.7 -> 2/3, 0.4 -> 1/2, 0.3 -> 3/5 (the F1-best, above).
     chosen = f1_best_threshold(records, min_precision=0.65)
     assert chosen["threshold"] == pytest.approx(0.7) and chosen["f1"] == pytest.approx(2 / 3)
