@@ -1,7 +1,6 @@
 """What one speed change buys: train steps (or inferences) with and without it, interleaved in one process.
 
-    python benchmarks/ab.py --change fused_sgd|xla_roi_align|xla_group_norm|xla_features|winograd_mask
-                                     |winograd_mask_inference
+    python benchmarks/ab.py --change fused_sgd|xla_roi_align|xla_group_norm|xla_features
                             [--settings torchvision|ours]
                             [--rounds 4] [--steps 3]
 
@@ -18,10 +17,7 @@ prints each one's median (ms) and its first call (tracing, and XLA compiling) as
   function shared by all layers, compiled once a shape, or not; the same losses and gradients,
   ``tests/test_model.py``);
 - ``xla_features``: inference with backbone + FPN plain or under XLA (``inference.xla_features``; the same
-  detections, ``tests/test_export.py``);
-- ``winograd_mask`` (train step) and ``winograd_mask_inference`` (inference, backbone + FPN under XLA): the mask
-  head's 3x3 convolutions direct or by Winograd F(2x2, 3x3) (``roi.mask_conv_winograd``; the same outputs,
-  ``tests/layers/test_winograd_conv.py``).
+  detections, ``tests/test_export.py``).
 """
 import argparse
 import json
@@ -59,16 +55,15 @@ def train_step(build):
     return make
 
 
-def train_setting(name, value, section="train"):
-    """A train step of the model with ``<section>.<name>`` set to ``value``."""
-    return train_step(lambda config: compile_model(config.replace(**{section: {name: value}})))
+def train_setting(name, value):
+    """A train step of the model with ``train.<name>`` set to ``value``."""
+    return train_step(lambda config: compile_model(config.replace(train={name: value})))
 
 
-def inference_step(xla_features, **changes):
-    """``(config, batch) -> step``: one inference of the batch's images, as ``speed.py`` times it, by the model
-    with the config ``changes`` (``Config.replace`` sections)."""
+def inference_step(xla_features):
+    """``(config, batch) -> step``: one inference of the batch's images, as ``speed.py`` times it."""
     def make(config, batch):
-        model = compile_model(config.replace(**changes) if changes else config)
+        model = compile_model(config)
         infer = tf.function(lambda x: model(x, training=False, xla_features=xla_features))
         images = tf.constant(batch["images"])
         return lambda: infer(images)["masks"].numpy()
@@ -82,11 +77,6 @@ CHANGES = {  # change -> (what is timed, (name, make) without it, (name, make) w
     "xla_group_norm": ("train", ("plain_group_norm", train_setting("xla_group_norm", False)),
                        ("xla_group_norm", train_setting("xla_group_norm", True))),
     "xla_features": ("inference", ("plain_features", inference_step(False)), ("xla_features", inference_step(True))),
-    "winograd_mask": ("train", ("direct_mask_convs", train_setting("mask_conv_winograd", False, "roi")),
-                      ("winograd_mask_convs", train_setting("mask_conv_winograd", True, "roi"))),
-    "winograd_mask_inference": (
-        "inference", ("direct_mask_convs", inference_step(True, roi={"mask_conv_winograd": False})),
-        ("winograd_mask_convs", inference_step(True, roi={"mask_conv_winograd": True}))),
 }
 
 

@@ -102,7 +102,6 @@ class RoIConfig:
     fc_dim: int = 1024
     mask_conv_dim: int = 256
     mask_num_convs: int = 4
-    mask_conv_winograd: bool = False  # the mask head's 3x3 convolutions by Winograd F(2x2, 3x3): same weights
     box_weights: tuple = (10.0, 10.0, 5.0, 5.0)
     smooth_l1_beta: float = 1.0 / 9.0
 

@@ -52,7 +52,7 @@ class MaskRCNN(keras.Model):
         )
         self.box_head = BoxHead(config.num_classes, roi.fc_dim, name="box_head")
         self.mask_head = MaskHead(config.num_classes, roi.mask_conv_dim, roi.mask_num_convs, norm, groups,
-                                  xla_norm=xla_norm, winograd=roi.mask_conv_winograd, name="mask_head")
+                                  xla_norm, name="mask_head")
         inference = config.inference
         self.detection_layer = DetectionLayer(
             config.image_size, roi.box_weights, inference.score_threshold, inference.nms_iou,

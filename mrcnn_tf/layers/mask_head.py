@@ -6,21 +6,21 @@ import keras
 import tensorflow as tf
 
 from mrcnn_tf.backbone import normalization
-from mrcnn_tf.layers.winograd_conv import WinogradConv2D
 
 
 class MaskHead(keras.layers.Layer):
     """``[B, R, 14, 14, F]`` -> mask logits ``[B, R, 28, 28, K]`` float32. ``xla_norm``: GroupNorm's training
-    calls compiled by XLA. ``winograd``: the 3x3 convolutions by Winograd F(2x2, 3x3) (the same weights)."""
+    calls compiled by XLA."""
 
     def __init__(self, num_classes, conv_dim=256, num_convs=4, norm="frozen_bn", groups=32, xla_norm=False,
-                 winograd=False, **kwargs):
+                 **kwargs):
         super().__init__(**kwargs)
         use_gn = norm == "group_norm"
         init = keras.initializers.HeNormal()
-        conv = WinogradConv2D if winograd else keras.layers.Conv2D
-        self.convs = [conv(conv_dim, 3, padding="same", kernel_initializer=init, name=f"conv{i + 1}")
-                      for i in range(num_convs)]
+        self.convs = [
+            keras.layers.Conv2D(conv_dim, 3, padding="same", kernel_initializer=init, name=f"conv{i + 1}")
+            for i in range(num_convs)
+        ]
         self.norms = [normalization(norm, f"conv{i + 1}", groups, xla_norm) if use_gn else None
                       for i in range(num_convs)]
         self.upsample = keras.layers.Conv2DTranspose(conv_dim, 2, strides=2, activation="relu",

@@ -4,8 +4,10 @@ input-output channel pair instead of 36, so the channel mixing (one batched matm
 the direct convolution. The tile transforms around it are additions.
 
 The same cross-correlation as ``tf.nn.conv2d(x, kernel, 1, "SAME")``, to float32 rounding; differentiable (every
-step is a linear TF op). Candidate for the mask head's four 256-channel convolutions on 14x14 RoIs, which are
-near this CPU's peak FLOP/s as direct convolutions (``benchmarks/kernels.py`` times both).
+step is a linear TF op). Tried for the mask head's four 256-channel convolutions on 14x14 RoIs, which are near
+this CPU's peak FLOP/s as direct convolutions; it does not pay there on this AVX2 CPU (``benchmarks/kernels.py``
+times both: 100 RoIs, 176 ms direct, 451 ms by Winograd as separate TF ops, whose tile transforms are
+memory-bound, 168 ms compiled by XLA), so the model does not use it.
 
 Shape letters: ``N`` maps, ``H``, ``W`` map size, ``C_in``, ``C_out`` channels, ``T = N * tiles_h * tiles_w`` 2x2
 output tiles (``tiles_h = ceil(H / 2)``), 16 the taps of a 4x4 transformed tile.
