@@ -95,4 +95,3 @@ def plan_schedule(config, data_root, out_dir, minutes, data_format="auto", skip_
     with open(plan_path, "w") as f:
         json.dump(plan, f, indent=1)
     return config
-
