@@ -1,6 +1,6 @@
 """What one speed change buys: train steps (or inferences) with and without it, interleaved in one process.
 
-    python benchmarks/ab.py --change fused_sgd|xla_roi_align|xla_group_norm|xla_features
+    python benchmarks/ab.py --change fused_sgd|xla_roi_align|xla_group_norm|xla_conv|xla_features
                             [--settings torchvision|ours]
                             [--rounds 4] [--steps 3]
 
@@ -15,6 +15,9 @@ prints each one's median (ms) and its first call (tracing, and XLA compiling) as
   same values, ``tests/ops/test_roi_align.py``);
 - ``xla_group_norm``: ``train.xla_group_norm`` off and on (GroupNorm's training calls compiled by XLA, one
   function shared by all layers, compiled once a shape, or not; the same losses and gradients,
+  ``tests/test_model.py``);
+- ``xla_conv``: ``train.xla_conv`` off and on (the training forwards of the backbone's, FPN's and RPN head's
+  convolutions compiled by XLA, their gradients TF's kernels, or all plain; the same losses and gradients,
   ``tests/test_model.py``);
 - ``xla_features``: inference with backbone + FPN plain or under XLA (``inference.xla_features``; the same
   detections, ``tests/test_export.py``).
@@ -76,6 +79,8 @@ CHANGES = {  # change -> (what is timed, (name, make) without it, (name, make) w
                       ("xla_roi_align", train_setting("xla_roi_align", True))),
     "xla_group_norm": ("train", ("plain_group_norm", train_setting("xla_group_norm", False)),
                        ("xla_group_norm", train_setting("xla_group_norm", True))),
+    "xla_conv": ("train", ("plain_conv", train_setting("xla_conv", False)),
+                 ("xla_conv", train_setting("xla_conv", True))),
     "xla_features": ("inference", ("plain_features", inference_step(False)), ("xla_features", inference_step(True))),
 }
 

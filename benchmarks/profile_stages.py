@@ -32,7 +32,7 @@ def stage_losses(model, batch, stage):
     if stage == 1:
         return tf.add_n([tf.reduce_mean(f) for f in features])
     gt_boxes, gt_classes = tf.cast(batch["gt_boxes"], tf.float32), tf.cast(batch["gt_classes"], tf.int32)
-    rpn_logits, rpn_deltas = model.rpn_head(features)
+    rpn_logits, rpn_deltas = model.rpn_head(features, training=True)
     values = model._rpn_losses(rpn_logits, rpn_deltas, gt_boxes, gt_classes)
     if stage == 2:
         return values["rpn_objectness"] + values["rpn_box"]
@@ -52,8 +52,9 @@ STAGES = ("backbone + FPN", "RPN head + RPN targets/losses", "proposals (top-k, 
 
 
 def inference_upto(model, images, stage):
-    """The inference pass cut after ``stage`` (1 backbone+FPN ... 6 mask pasting), reduced to a scalar."""
-    features = model.extract_features(images)
+    """The inference pass cut after ``stage`` (1 backbone+FPN ... 6 mask pasting), reduced to a scalar; backbone
+    + FPN under XLA when ``inference.xla_features`` says so, as ``inference.detect`` runs them."""
+    features = model.extract_features(images, xla=model.config.inference.xla_features)
     out = [tf.reduce_sum(f) for f in features]
     if stage >= 2:
         logits, deltas = model.rpn_head(features)
@@ -102,14 +103,14 @@ def main():
     p.add_argument("--norm", choices=("frozen_bn", "group_norm"), default=None)
     args = p.parse_args()
     config = speed.benchmark_config(args.settings, args.image_size, 1, args.norm)
-    model = compile_model(config)
+    model, counting = compile_model(config), compile_model(speed.counting_config(config))
     batch = {k: tf.constant(v) for k, v in speed.synthetic_batch(config, 1).items()}
     rows, previous = [], 0.0
     for stage, name in enumerate(STAGES, start=1):
         step = make_step(model, stage)
-        gflop = speed.graph_gflop(step.get_concrete_function(batch))
+        gflop = speed.graph_gflop(make_step(counting, stage).get_concrete_function(batch))
         if stage == len(STAGES):  # the mask head runs on a dynamic number of RoIs: counted apart
-            gflop += speed.mask_head_gflop(model, 1, speed.positive_rois(model, batch), True)
+            gflop += speed.mask_head_gflop(counting, 1, speed.positive_rois(counting, batch), True)
         ms = speed.median_ms(lambda: step(batch).numpy(), args.steps)
         rows.append({"stage": name, "cumulative_ms": round(ms, 1), "stage_ms": round(ms - previous, 1),
                      "cumulative_gflop": round(gflop, 2)})

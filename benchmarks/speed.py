@@ -51,6 +51,12 @@ def benchmark_config(settings, image_size, batch_size, norm=None, jit_compile=Fa
     return config.replace(**TORCHVISION) if settings == "torchvision" else config
 
 
+def counting_config(config):
+    """``config`` with every training XLA option off: TF's op statistics do not count inside XLA functions, so
+    FLOPs are counted on this twin (the same model and arithmetic)."""
+    return config.replace(train={"xla_conv": False, "xla_group_norm": False, "xla_roi_align": False})
+
+
 def synthetic_batch(config, batch_size):
     """The peer's input: one filled ellipse (centre 0.45/0.55 of the side, radii 0.12/0.18) on a flat image."""
     size = config.image_size
@@ -169,7 +175,7 @@ def measure(config, steps):
     images = tensors["images"]
     infer_ms = median_ms(lambda: infer(images)["masks"].numpy(), steps) / config.train.batch_size
     detections = int(infer(images)["num_detections"].numpy().max())
-    train_gf, mask_rois = train_gflop(model, tensors)
+    train_gf, mask_rois = train_gflop(compile_model(counting_config(config)), tensors)
     batch_size = config.train.batch_size
     plain = tf.function(lambda x: model(x, training=False))
     infer_gf = graph_gflop(plain.get_concrete_function(images)) + mask_head_gflop(model, batch_size, detections,

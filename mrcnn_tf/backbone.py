@@ -11,6 +11,7 @@ import os
 import keras
 
 from mrcnn_tf.errors import ConfigError
+from mrcnn_tf.layers.conv import Conv2D
 from mrcnn_tf.layers.group_norm import GroupNormalization
 
 BN_EPSILON = 1.001e-5  # keras.applications' value
@@ -31,33 +32,33 @@ def normalization(norm, name, groups=32, xla=False):
     raise ConfigError(f"norm must be 'frozen_bn' or 'group_norm', got {norm!r}")
 
 
-def _bottleneck(x, filters, stride, shortcut_conv, name, norm, groups, xla_norm):
+def _bottleneck(x, filters, stride, shortcut_conv, name, norm, groups, xla_norm, xla_conv):
     if shortcut_conv:
-        shortcut = keras.layers.Conv2D(4 * filters, 1, strides=stride, name=name + "_0_conv")(x)
+        shortcut = Conv2D(4 * filters, 1, strides=stride, xla=xla_conv, name=name + "_0_conv")(x)
         shortcut = normalization(norm, name + "_0", groups, xla_norm)(shortcut)
     else:
         shortcut = x
-    x = keras.layers.Conv2D(filters, 1, strides=stride, name=name + "_1_conv")(x)
+    x = Conv2D(filters, 1, strides=stride, xla=xla_conv, name=name + "_1_conv")(x)
     x = normalization(norm, name + "_1", groups, xla_norm)(x)
     x = keras.layers.Activation("relu", name=name + "_1_relu")(x)
-    x = keras.layers.Conv2D(filters, 3, padding="same", name=name + "_2_conv")(x)
+    x = Conv2D(filters, 3, padding="same", xla=xla_conv, name=name + "_2_conv")(x)
     x = normalization(norm, name + "_2", groups, xla_norm)(x)
     x = keras.layers.Activation("relu", name=name + "_2_relu")(x)
-    x = keras.layers.Conv2D(4 * filters, 1, name=name + "_3_conv")(x)
+    x = Conv2D(4 * filters, 1, xla=xla_conv, name=name + "_3_conv")(x)
     x = normalization(norm, name + "_3", groups, xla_norm)(x)
     x = keras.layers.Add(name=name + "_add")([shortcut, x])
     return keras.layers.Activation("relu", name=name + "_out")(x)
 
 
-def build_resnet50(image_size, norm="frozen_bn", groups=32, xla_norm=False):
+def build_resnet50(image_size, norm="frozen_bn", groups=32, xla_norm=False, xla_conv=False):
     """A functional ResNet50 returning ``[C2, C3, C4, C5]`` (strides 4, 8, 16, 32). ``xla_norm``: GroupNorm's
-    training calls compiled by XLA.
+    training calls compiled by XLA; ``xla_conv``: the convolutions' training forwards compiled by XLA.
 
     Input: ``[B, S, S, 3]`` float, already normalised (see :func:`preprocess`).
     """
     inputs = keras.Input((image_size, image_size, 3), name="normalized_image")
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
-    x = keras.layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
+    x = Conv2D(64, 7, strides=2, xla=xla_conv, name="conv1_conv")(x)
     x = normalization(norm, "conv1", groups, xla_norm)(x)
     x = keras.layers.Activation("relu", name="conv1_relu")(x)
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
@@ -67,7 +68,7 @@ def build_resnet50(image_size, norm="frozen_bn", groups=32, xla_norm=False):
         for block in range(1, blocks + 1):
             first = block == 1
             x = _bottleneck(x, filters, stride if first else 1, first, f"{stage}_block{block}", norm, groups,
-                            xla_norm)
+                            xla_norm, xla_conv)
         outputs.append(x)
     return keras.Model(inputs, outputs, name="resnet50")
 

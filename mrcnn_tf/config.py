@@ -132,6 +132,7 @@ class TrainConfig:
     jit_compile: bool = False
     xla_roi_align: bool = True  # the losses' box RoIAlign (a fixed RoI count) compiled by XLA alone: faster on CPU
     xla_group_norm: bool = True  # GroupNorm's training calls compiled by XLA (one compile a shape): faster on CPU
+    xla_conv: bool = True  # backbone, FPN and RPN convolutions' training forwards by XLA (gradients not): faster on CPU
     seed: int = 0
     split_ratios: tuple = (0.7, 0.2, 0.1)
     split_seed: int = 0

@@ -33,11 +33,11 @@ class MaskRCNN(keras.Model):
         super().__init__(**kwargs)
         self.config = config
         norm, groups = config.backbone.resolved_norm, config.backbone.group_norm_groups
-        xla_norm = config.train.xla_group_norm
+        xla_norm, xla_conv = config.train.xla_group_norm, config.train.xla_conv
         anchors, rpn, roi = config.anchors, config.rpn, config.roi
-        self.backbone = backbone_lib.build_resnet50(config.image_size, norm, groups, xla_norm)
-        self.fpn = FPN(config.backbone.fpn_channels, norm, groups, xla_norm, name="fpn")
-        self.rpn_head = RPNHead(len(anchors.aspect_ratios), config.backbone.fpn_channels, name="rpn_head")
+        self.backbone = backbone_lib.build_resnet50(config.image_size, norm, groups, xla_norm, xla_conv)
+        self.fpn = FPN(config.backbone.fpn_channels, norm, groups, xla_norm, xla_conv, name="fpn")
+        self.rpn_head = RPNHead(len(anchors.aspect_ratios), config.backbone.fpn_channels, xla_conv, name="rpn_head")
         self.proposal_layer = ProposalLayer(
             config.image_size, anchors.strides, anchors.sizes, anchors.aspect_ratios, rpn.nms_iou,
             (rpn.train_pre_nms_topk, rpn.train_post_nms_topk), (rpn.test_pre_nms_topk, rpn.test_post_nms_topk),
@@ -129,7 +129,7 @@ class MaskRCNN(keras.Model):
         gt_boxes = tf.cast(batch["gt_boxes"], tf.float32)  # [B, G, 4]
         gt_classes = tf.cast(batch["gt_classes"], tf.int32)  # [B, G]
         features = self.extract_features(batch["images"], training=training)
-        rpn_logits, rpn_deltas = self.rpn_head(features)
+        rpn_logits, rpn_deltas = self.rpn_head(features, training=training)
         values = self._rpn_losses(rpn_logits, rpn_deltas, gt_boxes, gt_classes)
         rois = self._sample_rois(rpn_logits, rpn_deltas, gt_boxes, gt_classes)
         values.update(self._box_losses(features, rois))

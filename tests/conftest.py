@@ -31,7 +31,8 @@ def tiny_config(image_size=64, **sections):
         roi={"batch_size_per_image": 32, "fc_dim": 64, "mask_conv_dim": 32, "mask_rois_per_image": 8},
         inference={"max_detections": 10, "xla_features": False},  # an XLA compile costs ~30 s: tests/test_export.py
         backbone={"group_norm_groups": 8, "fpn_channels": 32},
-        train={"xla_group_norm": False},  # an XLA compile per GroupNorm shape: tests/ops/test_group_norm.py
+        # an XLA compile per GroupNorm or convolution shape: tests/ops/test_group_norm.py, tests/ops/test_conv.py
+        train={"xla_group_norm": False, "xla_conv": False},
     )
     return config.replace(**sections) if sections else config
 

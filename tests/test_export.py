@@ -14,6 +14,8 @@ from conftest import tiny_config
 from mrcnn_tf import export, inference, training
 from mrcnn_tf.layers import group_norm as group_norm_layer
 from mrcnn_tf.model import build_model
+from mrcnn_tf.ops import conv as conv_ops
+from mrcnn_tf.ops.conv import conv2d
 from mrcnn_tf.ops.group_norm import group_norm_xla
 
 OUTPUT_DTYPES = {"boxes": "DT_FLOAT", "scores": "DT_FLOAT", "classes": "DT_INT32", "masks": "DT_UINT8",
@@ -126,15 +128,18 @@ def test_the_saved_model_has_no_xla(exported):
 
 
 def test_exporting_in_process_after_xla_calls_leaves_them_out(tmp_path, monkeypatch):
-    # train.py exports the model it trained, whose XLA functions (GroupNorm's training calls, inference's backbone
-    # + FPN) have been traced by then: none of them may reach the SavedModel.
-    model = build_model(tiny_config(train={"xla_group_norm": True}, inference={"xla_features": True}))
-    norm = model.backbone.get_layer("conv1_gn")
+    # train.py exports the model it trained, whose XLA functions (GroupNorm's and the convolutions' training calls,
+    # inference's backbone + FPN) have been traced by then: none of them may reach the SavedModel.
+    model = build_model(tiny_config(train={"xla_group_norm": True, "xla_conv": True},
+                                    inference={"xla_features": True}))
+    norm, conv = model.backbone.get_layer("conv1_gn"), model.backbone.get_layer("conv1_conv")
     calls = []
     monkeypatch.setattr(group_norm_layer, "group_norm_xla", lambda *args: calls.append(1) or group_norm_xla(*args))
+    monkeypatch.setattr(conv_ops, "conv2d", lambda *args: calls.append(2) or conv2d(*args))
     norm(tf.zeros([1, 8, 8, norm.gamma.shape[0]]), training=True)
+    conv(tf.zeros([1, 14, 14, 3]), training=True)
     model.extract_features(tf.zeros([1, 64, 64, 3], tf.uint8), xla=True)
-    assert calls  # the training call went through the XLA function
+    assert calls == [1, 2]  # the training calls went through the XLA functions
     export.export_model(model, str(tmp_path))
     with open(os.path.join(tmp_path, "saved_model.pb"), "rb") as f:
         assert b"_XlaMustCompile" not in f.read()

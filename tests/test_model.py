@@ -9,7 +9,7 @@ from mrcnn_tf import inference
 from mrcnn_tf.data.instances import make_example
 from mrcnn_tf.layers import group_norm as group_norm_layer
 from mrcnn_tf.model import LOSS_NAMES, build_model
-from mrcnn_tf.ops.group_norm import group_norm_xla
+from mrcnn_tf.ops import conv as conv_ops
 from mrcnn_tf.training import compile_model, set_precision
 
 SIZE = 64
@@ -164,17 +164,25 @@ def test_no_positive_roi_gives_a_zero_mask_loss_and_finite_gradients():
     assert all(np.isfinite(g).all() for g in gradients if g is not None)
 
 
-def test_xla_group_norm_gives_the_same_losses_and_gradients(monkeypatch):
+XLA_SETTINGS = {  # train setting -> (module, name) of the XLA function its layers call
+    "xla_group_norm": (group_norm_layer, "group_norm_xla"),
+    "xla_conv": (conv_ops, "conv2d"),
+}
+
+
+@pytest.mark.parametrize("setting", sorted(XLA_SETTINGS))
+def test_xla_setting_gives_the_same_losses_and_gradients(monkeypatch, setting):
     config = tiny_config()
     keras.utils.set_random_seed(0)
     plain = build_model(config)
-    xla = build_model(config.replace(train={"xla_group_norm": True}))
+    xla = build_model(config.replace(train={setting: True}))
     xla.set_weights(plain.get_weights())
     _, _, batch = ellipse_batch(config)
     results = []
     calls = []  # the model whose layers called the XLA function, once per call
-    monkeypatch.setattr(group_norm_layer, "group_norm_xla",
-                        lambda *args: calls.append(model) or group_norm_xla(*args))
+    module, name = XLA_SETTINGS[setting]
+    xla_function = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *args: calls.append(model) or xla_function(*args))
     for model in (plain, xla):
         keras.utils.set_random_seed(0)  # the same anchor and RoI samples
         with tf.GradientTape() as tape:
@@ -182,7 +190,8 @@ def test_xla_group_norm_gives_the_same_losses_and_gradients(monkeypatch):
         # Gradients of the RPN's losses only: their anchor targets depend on the ground truth alone. The heads'
         # RoIs come from near-tied proposal scores at random init, which rounding can reorder: at another init the
         # head gradients differed by 2% (the losses by < 1e-4, checked below at this seed). The mask head's
-        # GroupNorm is the same op, tested on its own in tests/ops/test_group_norm.py.
+        # GroupNorm is the same op, tested on its own in tests/ops/test_group_norm.py (the mask head's convolutions
+        # stay plain).
         rpn_loss = values["rpn_objectness"] + values["rpn_box"]
         variables = model.backbone.trainable_variables + model.fpn.trainable_variables
         results.append((values, tape.gradient(rpn_loss, variables)))

@@ -5,6 +5,7 @@ Shape letters: ``B`` batch, ``H_l``/``W_l`` size of level ``l``, ``F`` FPN chann
 import keras
 
 from mrcnn_tf.backbone import normalization
+from mrcnn_tf.layers.conv import Conv2D
 
 
 class FPN(keras.layers.Layer):
@@ -12,14 +13,15 @@ class FPN(keras.layers.Layer):
 
     With ``norm="group_norm"`` each conv is followed by GroupNorm (He et al., "Rethinking ImageNet
     Pre-training"); with ``"frozen_bn"`` the FPN has no normalisation, as the original. ``xla_norm``: GroupNorm's
-    training calls compiled by XLA.
+    training calls compiled by XLA; ``xla_conv``: the convolutions' training forwards compiled by XLA.
     """
 
-    def __init__(self, channels=256, norm="frozen_bn", groups=32, xla_norm=False, **kwargs):
+    def __init__(self, channels=256, norm="frozen_bn", groups=32, xla_norm=False, xla_conv=False, **kwargs):
         super().__init__(**kwargs)
         use_gn = norm == "group_norm"
-        self.lateral = [keras.layers.Conv2D(channels, 1, name=f"lateral_c{i}") for i in range(2, 6)]
-        self.output_convs = [keras.layers.Conv2D(channels, 3, padding="same", name=f"output_p{i}") for i in range(2, 6)]
+        self.lateral = [Conv2D(channels, 1, xla=xla_conv, name=f"lateral_c{i}") for i in range(2, 6)]
+        self.output_convs = [Conv2D(channels, 3, padding="same", xla=xla_conv, name=f"output_p{i}")
+                             for i in range(2, 6)]
 
         def norm_layer(name):
             return normalization(norm, name, groups, xla_norm) if use_gn else None
@@ -31,7 +33,7 @@ class FPN(keras.layers.Layer):
 
     @staticmethod
     def _apply(conv, norm, x, training):
-        x = conv(x)
+        x = conv(x, training=training)
         return norm(x, training=training) if norm is not None else x
 
     def call(self, backbone_features, training=None):

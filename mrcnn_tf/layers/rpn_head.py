@@ -5,26 +5,29 @@ Shape letters: ``B`` batch, ``A`` anchors per location, ``N`` anchors of all lev
 import keras
 import tensorflow as tf
 
+from mrcnn_tf.layers.conv import Conv2D
+
 
 class RPNHead(keras.layers.Layer):
-    """Objectness logits ``[B, N]`` and deltas ``[B, N, 4]``, both float32 whatever the compute dtype."""
+    """Objectness logits ``[B, N]`` and deltas ``[B, N, 4]``, both float32 whatever the compute dtype.
+    ``xla_conv``: the shared 3x3 conv's training forward compiled by XLA."""
 
-    def __init__(self, num_anchors, channels=256, **kwargs):
+    def __init__(self, num_anchors, channels=256, xla_conv=False, **kwargs):
         super().__init__(**kwargs)
         init = keras.initializers.RandomNormal(stddev=0.01)
         self.num_anchors = num_anchors
-        self.conv = keras.layers.Conv2D(channels, 3, padding="same", activation="relu", kernel_initializer=init,
-                                        name="conv")
+        self.conv = Conv2D(channels, 3, padding="same", activation="relu", kernel_initializer=init, xla=xla_conv,
+                           name="conv")
         self.objectness = keras.layers.Conv2D(num_anchors, 1, kernel_initializer=init, dtype="float32",
                                               name="objectness")
         self.deltas = keras.layers.Conv2D(4 * num_anchors, 1, kernel_initializer=init, dtype="float32",
                                           name="deltas")
 
-    def call(self, features):
+    def call(self, features, training=None):
         batch = tf.shape(features[0])[0]
         logits, deltas = [], []
         for x in features:
-            x = self.conv(x)
+            x = self.conv(x, training=training)
             count = x.shape[1] * x.shape[2] * self.num_anchors  # static, even when the batch size is not
             logits.append(tf.reshape(self.objectness(x), [batch, count]))  # [B, H_l*W_l*A]
             deltas.append(tf.reshape(self.deltas(x), [batch, count, 4]))  # [B, H_l*W_l*A, 4]
