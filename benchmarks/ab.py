@@ -19,8 +19,8 @@ prints each one's median (ms) and its first call (tracing, and XLA compiling) as
 - ``xla_conv``: ``train.xla_conv`` off and on (the training forwards of the backbone's, FPN's and RPN head's
   convolutions compiled by XLA, their gradients TF's kernels, or all plain; the same losses and gradients,
   ``tests/test_model.py``);
-- ``xla_features``: inference with backbone + FPN plain or under XLA (``inference.xla_features``; the same
-  detections, ``tests/test_export.py``).
+- ``xla_features``: inference with backbone + FPN, RPN head and box RoIAlign plain or under XLA
+  (``inference.xla_features``; the same detections, ``tests/test_export.py``).
 """
 import argparse
 import json

@@ -53,15 +53,18 @@ STAGES = ("backbone + FPN", "RPN head + RPN targets/losses", "proposals (top-k, 
 
 def inference_upto(model, images, stage):
     """The inference pass cut after ``stage`` (1 backbone+FPN ... 6 mask pasting), reduced to a scalar; backbone
-    + FPN under XLA when ``inference.xla_features`` says so, as ``inference.detect`` runs them."""
-    features = model.extract_features(images, xla=model.config.inference.xla_features)
+    + FPN, RPN head and box RoIAlign under XLA when ``inference.xla_features`` says so, as ``inference.detect``
+    runs them."""
+    xla = model.config.inference.xla_features
+    features = model.extract_features(images, xla=xla)
     out = [tf.reduce_sum(f) for f in features]
     if stage >= 2:
-        logits, deltas = model.rpn_head(features)
+        logits, deltas = model.rpn_head(features, xla=xla)
         proposals, valid = model.proposal_layer(logits, deltas, training=False)
         out.append(tf.reduce_sum(proposals))
     if stage >= 3:
-        class_logits, box_deltas = model.box_head(model.box_roi_align(features[:ROI_LEVELS], proposals))
+        pooled = model.box_roi_align(features[:ROI_LEVELS], proposals, jit_compile=xla)
+        class_logits, box_deltas = model.box_head(pooled)
         out.append(tf.reduce_sum(class_logits) + tf.reduce_sum(box_deltas))
     if stage >= 4:
         detections = model.detection_layer(proposals, valid, class_logits, box_deltas)

@@ -169,7 +169,7 @@ def measure(config, steps):
     batch = synthetic_batch(config, config.train.batch_size)
     tensors = {key: tf.constant(value) for key, value in batch.items()}
     train_ms = median_ms(lambda: model.train_on_batch(batch), steps)
-    # In-process inference as ``inference.detect`` runs it (backbone + FPN under XLA when
+    # In-process inference as ``inference.detect`` runs it (backbone + FPN, RPN head, box RoIAlign under XLA when
     # ``inference.xla_features``); its FLOPs are counted on the plain graph (the op statistics skip XLA functions).
     infer = tf.function(lambda x: model(x, training=False, xla_features=config.inference.xla_features))
     images = tensors["images"]

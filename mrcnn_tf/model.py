@@ -66,12 +66,13 @@ class MaskRCNN(keras.Model):
         ``classes`` ``[B, D]``, ``valid`` ``[B, D]``, ``num_detections`` ``[B]``, ``mask_probs`` ``[B, D, M, M]``
         and ``masks`` ``[B, D, S, S]`` uint8 (0/1 at the input size).
 
-        ``xla_features``: backbone + FPN compiled by XLA (``inference.xla_features``; off by default so that
-        exported graphs stay XLA-free)."""
+        ``xla_features``: backbone + FPN, the RPN head and the box RoIAlign compiled by XLA
+        (``inference.xla_features``; off by default so that exported graphs stay XLA-free)."""
         features = self.extract_features(images, xla=xla_features)  # [P2 .. P6]
-        rpn_logits, rpn_deltas = self.rpn_head(features)  # [B, N], [B, N, 4]
+        rpn_logits, rpn_deltas = self.rpn_head(features, xla=xla_features)  # [B, N], [B, N, 4]
         proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=False)  # [B, P, 4]
-        class_logits, box_deltas = self.box_head(self.box_roi_align(features[:ROI_LEVELS], proposals))
+        pooled = self.box_roi_align(features[:ROI_LEVELS], proposals, jit_compile=xla_features)  # [B, P, 7, 7, F]
+        class_logits, box_deltas = self.box_head(pooled)
         detections = self.detection_layer(proposals, valid, class_logits, box_deltas)
         mask_probs = self._mask_probs(features, detections)  # [B, D, M, M]
         size = self.config.image_size

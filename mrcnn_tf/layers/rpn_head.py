@@ -10,7 +10,8 @@ from mrcnn_tf.layers.conv import Conv2D
 
 class RPNHead(keras.layers.Layer):
     """Objectness logits ``[B, N]`` and deltas ``[B, N, 4]``, both float32 whatever the compute dtype.
-    ``xla_conv``: the shared 3x3 conv's training forward compiled by XLA."""
+    ``xla_conv``: the shared 3x3 conv's training forward compiled by XLA; a call with ``xla=True`` (inference only)
+    runs the whole head as one XLA-compiled function."""
 
     def __init__(self, num_anchors, channels=256, xla_conv=False, **kwargs):
         super().__init__(**kwargs)
@@ -23,7 +24,18 @@ class RPNHead(keras.layers.Layer):
         self.deltas = keras.layers.Conv2D(4 * num_anchors, 1, kernel_initializer=init, dtype="float32",
                                           name="deltas")
 
-    def call(self, features, training=None):
+    def call(self, features, training=None, xla=False):
+        if xla:
+            if training:
+                raise ValueError("xla=True is for inference: training calls have train.xla_conv")
+            return self._xla_heads(features)
+        return self._heads(features, training)
+
+    @tf.function(jit_compile=True)
+    def _xla_heads(self, features):
+        return self._heads(features, training=False)
+
+    def _heads(self, features, training):
         batch = tf.shape(features[0])[0]
         logits, deltas = [], []
         for x in features:

@@ -90,6 +90,15 @@ def test_rpn_head_concatenates_levels_in_anchor_order():
     np.testing.assert_array_equal(moved, expected)
 
 
+def test_rpn_head_under_xla_matches_the_plain_call():
+    head = RPNHead(len(RATIOS), CHANNELS)
+    features = _pyramid()
+    for plain, xla in zip(head(features), head(features, xla=True)):
+        np.testing.assert_allclose(xla.numpy(), plain.numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="inference"):
+        head(features, training=True, xla=True)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Box and mask heads
 
