@@ -17,8 +17,8 @@ prints each one's median (ms) and its first call (tracing, and XLA compiling) as
   function shared by all layers, compiled once a shape, or not; the same losses and gradients,
   ``tests/test_model.py``);
 - ``xla_conv``: ``train.xla_conv`` off and on (the training forwards of the backbone's, FPN's and RPN head's
-  convolutions compiled by XLA, their gradients TF's kernels, or all plain; the same losses and gradients,
-  ``tests/test_model.py``);
+  convolutions and their 3x3 filter gradients compiled by XLA, their other gradients TF's kernels, or all plain;
+  the same losses and gradients, ``tests/test_model.py``);
 - ``xla_features``: inference with backbone + FPN, RPN head and box RoIAlign plain or under XLA
   (``inference.xla_features``; the same detections, ``tests/test_export.py``).
 """

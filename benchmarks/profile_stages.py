@@ -107,6 +107,7 @@ def main():
     args = p.parse_args()
     config = speed.benchmark_config(args.settings, args.image_size, 1, args.norm)
     model, counting = compile_model(config), compile_model(speed.counting_config(config))
+    counting.set_weights(model.get_weights())
     batch = {k: tf.constant(v) for k, v in speed.synthetic_batch(config, 1).items()}
     rows, previous = [], 0.0
     for stage, name in enumerate(STAGES, start=1):

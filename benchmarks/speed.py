@@ -175,7 +175,9 @@ def measure(config, steps):
     images = tensors["images"]
     infer_ms = median_ms(lambda: infer(images)["masks"].numpy(), steps) / config.train.batch_size
     detections = int(infer(images)["num_detections"].numpy().max())
-    train_gf, mask_rois = train_gflop(compile_model(counting_config(config)), tensors)
+    counting = compile_model(counting_config(config))
+    counting.set_weights(model.get_weights())  # the same sampled positives, so the same mask-head count
+    train_gf, mask_rois = train_gflop(counting, tensors)
     batch_size = config.train.batch_size
     plain = tf.function(lambda x: model(x, training=False))
     infer_gf = graph_gflop(plain.get_concrete_function(images)) + mask_head_gflop(model, batch_size, detections,

@@ -115,7 +115,7 @@ class InferenceConfig:
     max_detections: int = 20
     mask_threshold: float = 0.5
     # in-process inference (detect, evaluate) runs backbone + FPN, the RPN head and the box RoIAlign under XLA: faster
-    # on CPU (a fixed proposal count, so one compile); exported SavedModels stay XLA-free
+    # on CPU (a fixed proposal count: one compile per batch shape); exported SavedModels stay XLA-free
     xla_features: bool = True
 
 
@@ -134,7 +134,9 @@ class TrainConfig:
     jit_compile: bool = False
     xla_roi_align: bool = True  # the losses' box RoIAlign (a fixed RoI count) compiled by XLA alone: faster on CPU
     xla_group_norm: bool = True  # GroupNorm's training calls compiled by XLA (one compile a shape): faster on CPU
-    xla_conv: bool = True  # backbone, FPN and RPN convolutions' training forwards by XLA (gradients not): faster on CPU
+    # backbone, FPN and RPN convolutions' training forwards by XLA, input gradients TF's kernels, 3x3 filter gradients
+    # as patches @ dy by XLA: faster on CPU (measured on AVX2); a CPU measure, so not applied where a GPU is visible
+    xla_conv: bool = True
     seed: int = 0
     split_ratios: tuple = (0.7, 0.2, 0.1)
     split_seed: int = 0

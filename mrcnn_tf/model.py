@@ -33,7 +33,9 @@ class MaskRCNN(keras.Model):
         super().__init__(**kwargs)
         self.config = config
         norm, groups = config.backbone.resolved_norm, config.backbone.group_norm_groups
-        xla_norm, xla_conv = config.train.xla_group_norm, config.train.xla_conv
+        xla_norm = config.train.xla_group_norm
+        # A CPU measure (mrcnn_tf/ops/conv.py): on a GPU, cuDNN's convolutions and gradients stay.
+        xla_conv = config.train.xla_conv and not tf.config.list_physical_devices("GPU")
         anchors, rpn, roi = config.anchors, config.rpn, config.roi
         self.backbone = backbone_lib.build_resnet50(config.image_size, norm, groups, xla_norm, xla_conv)
         self.fpn = FPN(config.backbone.fpn_channels, norm, groups, xla_norm, xla_conv, name="fpn")

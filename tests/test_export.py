@@ -15,7 +15,6 @@ from mrcnn_tf import export, inference, training
 from mrcnn_tf.layers import group_norm as group_norm_layer
 from mrcnn_tf.model import build_model
 from mrcnn_tf.ops import conv as conv_ops
-from mrcnn_tf.ops.conv import conv2d
 from mrcnn_tf.ops.group_norm import group_norm_xla
 
 OUTPUT_DTYPES = {"boxes": "DT_FLOAT", "scores": "DT_FLOAT", "classes": "DT_INT32", "masks": "DT_UINT8",
@@ -136,6 +135,7 @@ def test_exporting_in_process_after_xla_calls_leaves_them_out(tmp_path, monkeypa
     norm, conv = model.backbone.get_layer("conv1_gn"), model.backbone.get_layer("conv1_conv")
     calls = []
     monkeypatch.setattr(group_norm_layer, "group_norm_xla", lambda *args: calls.append(1) or group_norm_xla(*args))
+    conv2d = conv_ops.conv2d
     monkeypatch.setattr(conv_ops, "conv2d", lambda *args: calls.append(2) or conv2d(*args))
     norm(tf.zeros([1, 8, 8, norm.gamma.shape[0]]), training=True)
     conv(tf.zeros([1, 14, 14, 3]), training=True)

@@ -8,6 +8,7 @@ from conftest import ellipse_image, tiny_config
 from mrcnn_tf import inference
 from mrcnn_tf.data.instances import make_example
 from mrcnn_tf.layers import group_norm as group_norm_layer
+from mrcnn_tf.layers.conv import Conv2D
 from mrcnn_tf.model import LOSS_NAMES, build_model
 from mrcnn_tf.ops import conv as conv_ops
 from mrcnn_tf.training import compile_model, set_precision
@@ -56,7 +57,7 @@ def test_no_detection_is_an_empty_result_not_an_error():
 
 
 def test_mixed_float16_keeps_logits_deltas_masks_and_losses_float32(float32_policy):
-    config = tiny_config(train={"mixed_precision": True})
+    config = tiny_config(train={"mixed_precision": True, "xla_conv": True})  # the default's XLA convolutions too
     model = compile_model(config)
     assert model.backbone.layers[2].compute_dtype == "float16"  # the policy really applies
     _, _, batch = ellipse_batch(config)
@@ -76,8 +77,18 @@ def test_mixed_float16_keeps_logits_deltas_masks_and_losses_float32(float32_poli
     assert np.isfinite(result["loss"])
 
 
+def test_xla_conv_is_a_cpu_measure(monkeypatch):
+    def xla_conv_layers(model):
+        return [layer.xla for layer in model._flatten_layers() if isinstance(layer, Conv2D)]
+
+    config = tiny_config(train={"xla_conv": True})
+    assert all(xla_conv_layers(build_model(config)))  # backbone, FPN and RPN head
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert not any(xla_conv_layers(build_model(config)))  # a GPU keeps cuDNN's convolutions
+
+
 def test_train_step_compiles_with_xla(small_config):
-    config = small_config.replace(train={"jit_compile": True})
+    config = small_config.replace(train={"jit_compile": True, "xla_conv": True})  # XLA functions nested in XLA
     model = compile_model(config)
     _, _, batch = ellipse_batch(config)
     first = model.train_on_batch(batch, return_dict=True)
@@ -187,13 +198,13 @@ def test_xla_setting_gives_the_same_losses_and_gradients(monkeypatch, setting):
         keras.utils.set_random_seed(0)  # the same anchor and RoI samples
         with tf.GradientTape() as tape:
             values = model.compute_losses(batch, training=True)
-        # Gradients of the RPN's losses only: their anchor targets depend on the ground truth alone. The heads'
-        # RoIs come from near-tied proposal scores at random init, which rounding can reorder: at another init the
-        # head gradients differed by 2% (the losses by < 1e-4, checked below at this seed). The mask head's
-        # GroupNorm is the same op, tested on its own in tests/ops/test_group_norm.py (the mask head's convolutions
-        # stay plain).
+        # Gradients of the RPN's losses only (backbone, FPN, RPN head): their anchor targets depend on the ground
+        # truth alone. The heads' RoIs come from near-tied proposal scores at random init, which rounding can
+        # reorder: at another init the head gradients differed by 2% (the losses by < 1e-4, checked below). The mask
+        # head's GroupNorm is the same op, tested on its own in tests/ops/test_group_norm.py (its convolutions stay
+        # plain).
         rpn_loss = values["rpn_objectness"] + values["rpn_box"]
-        variables = model.backbone.trainable_variables + model.fpn.trainable_variables
+        variables = [v for layer in (model.backbone, model.fpn, model.rpn_head) for v in layer.trainable_variables]
         results.append((values, tape.gradient(rpn_loss, variables)))
     (values, gradients), (xla_values, xla_gradients) = results
     for name in LOSS_NAMES:

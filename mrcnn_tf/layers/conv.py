@@ -8,8 +8,9 @@ from mrcnn_tf.ops import conv as conv_ops
 @keras.saving.register_keras_serializable(package="mrcnn_tf")
 class Conv2D(keras.layers.Conv2D):
     """Keras' ``Conv2D`` (same weights, same arithmetic); with ``xla=True`` a training call (``training=True``)
-    computes the convolution with :func:`~mrcnn_tf.ops.conv.conv2d`: the forward pass compiled by XLA, the
-    gradients by TF's own kernels (README, "XLA for convolution forwards in training", for what it buys on CPU).
+    computes the convolution with :func:`~mrcnn_tf.ops.conv.conv2d`: the forward pass compiled by XLA, the input
+    gradient by TF's own kernel, a 3x3 filter gradient as patches @ dy under XLA (README, "XLA for convolution
+    forwards in training", for what it buys on CPU).
     Inference calls stay plain: the exported serving graph must be XLA-free, and in-process inference compiles
     the whole backbone + FPN anyway (``inference.xla_features``).
 
@@ -27,6 +28,7 @@ class Conv2D(keras.layers.Conv2D):
         self.xla = xla
 
     def call(self, inputs, training=None):
+        """``[B, H, W, C]`` -> ``[B, H', W', F]``, as Keras' ``Conv2D``; under XLA when ``training`` and ``xla``."""
         if not (training and self.xla):
             return super().call(inputs)
         kernel = tf.convert_to_tensor(self.kernel)  # [k, k, C, F] in the compute dtype

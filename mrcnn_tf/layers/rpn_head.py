@@ -36,6 +36,7 @@ class RPNHead(keras.layers.Layer):
         return self._heads(features, training=False)
 
     def _heads(self, features, training):
+        """``[P2 .. P6]`` (``[B, H_l, W_l, F]`` each) -> logits ``[B, N]``, deltas ``[B, N, 4]``."""
         batch = tf.shape(features[0])[0]
         logits, deltas = [], []
         for x in features:

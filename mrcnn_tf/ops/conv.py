@@ -2,12 +2,13 @@
 
 Why: on a CPU without AVX-512 (AVX2 only), TensorFlow's oneDNN convolution is oneDNN's im2col + GEMM (oneDNN's
 direct AVX2 kernels need a blocked layout TF does not use), slow forward and slower filter gradient, while XLA's
-CPU convolution (Eigen's) is fast forward but slow backward. Measured on such a CPU, the convolutions of a
-256-px ResNet50-FPN, forward / input gradient / filter gradient: oneDNN 547 / 355 / 660 ms, XLA 336 / 384 / 646 ms
-(``README``, "XLA for convolution forwards in training"). So :func:`conv2d` takes XLA's forward and TF's input
-gradient kernel (oneDNN's where oneDNN is on, Eigen's otherwise; cuDNN's on a GPU). The filter gradient of a
-stride-1 ``SAME`` convolution with a k x k kernel (k > 1: the 3x3 ones, most of the cost) is one matrix product
-of the input's k x k patches with the output gradient, under XLA; the others (1x1, strided) keep TF's kernel.
+CPU convolution (Eigen's) is fast forward but slow backward. Measured on such a CPU, the 66 convolutions of a
+256-px ResNet50-FPN and RPN head, forward / input gradient / filter gradient: oneDNN 535 / 435 / 636 ms, XLA
+340 / 460 / 696 ms (``benchmarks/conv_ops.py``; README, "XLA for convolution forwards in training"). So
+:func:`conv2d` takes XLA's forward and TF's input gradient kernel (oneDNN's where oneDNN is on, Eigen's otherwise).
+The filter gradient of a stride-1 ``SAME`` convolution with a k x k kernel (k > 1: the 3x3 ones, most of the cost)
+is one matrix product of the input's k x k patches with the output gradient, under XLA; the others (1x1, strided)
+keep TF's kernel. A CPU measure: ``MaskRCNN`` does not use it where a GPU is visible.
 
 Shape letters: ``B`` batch, ``H``/``W`` input side, ``C`` input channels, ``F`` filters, ``k`` kernel side.
 """
@@ -37,8 +38,10 @@ def same_filter_gradient(x, dy, k):
     """The kernel gradient ``[k, k, C, F]`` of a stride-1 ``SAME`` convolution (odd ``k``, a Python int) of input
     ``x`` ``[B, H, W, C]``, given its output gradient ``dy`` ``[B, H, W, F]``: ``patches(x)^T @ dy``."""
     channels, filters = x.shape[-1], dy.shape[-1]
-    product = tf.matmul(same_patches(x, k), tf.reshape(dy, [-1, filters]), transpose_a=True)  # [k*k*C, F]
-    return tf.reshape(product, [k, k, channels, filters])
+    # Sums over B*H*W products: accumulated in float32 whatever the dtype (XLA fuses the casts into the product).
+    patches = tf.cast(same_patches(x, k), tf.float32)  # [B*H*W, k*k*C]
+    product = tf.matmul(patches, tf.reshape(tf.cast(dy, tf.float32), [-1, filters]), transpose_a=True)  # [k*k*C, F]
+    return tf.cast(tf.reshape(product, [k, k, channels, filters]), x.dtype)
 
 
 def conv2d(x, kernel, strides, padding):
