@@ -22,6 +22,15 @@ def load_benchmark(name):
     return module
 
 
+def assert_weights_file_loads(theirs, ours, tmp_path):
+    """``theirs``' ``.weights.h5`` file loads into ``ours`` unchanged (such files key a layer by its class name)."""
+    path = str(tmp_path / "theirs.weights.h5")
+    theirs.save_weights(path)
+    ours.load_weights(path)
+    for want, got in zip(theirs.get_weights(), ours.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
 def tiny_config(image_size=64, **sections):
     """A small but complete configuration: every part of the model runs, with narrow heads and few RoIs."""
     config = Config(image_size=image_size, max_instances=4).replace(

@@ -3,6 +3,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import assert_weights_file_loads
 
 from mrcnn_tf.layers.conv import Conv2D
 
@@ -74,12 +75,7 @@ def test_weights_files_of_keras_conv2d_load(tmp_path):
 
     theirs = model(keras.layers.Conv2D)
     theirs.set_weights([np.random.default_rng(2).normal(size=w.shape) for w in theirs.get_weights()])
-    path = str(tmp_path / "keras.weights.h5")
-    theirs.save_weights(path)
-    ours = model(Conv2D, xla=True)
-    ours.load_weights(path)
-    for want, got in zip(theirs.get_weights(), ours.get_weights()):
-        np.testing.assert_array_equal(got, want)
+    assert_weights_file_loads(theirs, model(Conv2D, xla=True), tmp_path)
 
 
 def test_mixed_precision_trains_in_the_compute_dtype():

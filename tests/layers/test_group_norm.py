@@ -3,6 +3,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import assert_weights_file_loads
 
 from mrcnn_tf.layers.group_norm import GroupNormalization
 
@@ -75,9 +76,4 @@ def test_weights_files_of_keras_group_normalization_load(tmp_path):
     theirs = model(keras.layers.GroupNormalization)
     for layer in theirs.layers[2:]:
         layer.gamma.assign(np.random.default_rng(2).normal(1.0, 0.3, SHAPE[-1]))
-    path = str(tmp_path / "keras.weights.h5")
-    theirs.save_weights(path)
-    ours = model(GroupNormalization, xla=True)
-    ours.load_weights(path)
-    for want, got in zip(theirs.get_weights(), ours.get_weights()):
-        np.testing.assert_array_equal(got, want)
+    assert_weights_file_loads(theirs, model(GroupNormalization, xla=True), tmp_path)
