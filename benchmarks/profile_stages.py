@@ -106,8 +106,8 @@ def main():
     p.add_argument("--norm", choices=("frozen_bn", "group_norm"), default=None)
     args = p.parse_args()
     config = speed.benchmark_config(args.settings, args.image_size, 1, args.norm)
-    model, counting = compile_model(config), compile_model(speed.counting_config(config))
-    counting.set_weights(model.get_weights())
+    model = compile_model(config)
+    counting = speed.counting_twin(model)
     batch = {k: tf.constant(v) for k, v in speed.synthetic_batch(config, 1).items()}
     rows, previous = [], 0.0
     for stage, name in enumerate(STAGES, start=1):

@@ -51,10 +51,14 @@ def benchmark_config(settings, image_size, batch_size, norm=None, jit_compile=Fa
     return config.replace(**TORCHVISION) if settings == "torchvision" else config
 
 
-def counting_config(config):
-    """``config`` with every training XLA option off: TF's op statistics do not count inside XLA functions, so
-    FLOPs are counted on this twin (the same model and arithmetic)."""
-    return config.replace(train={"xla_conv": False, "xla_group_norm": False, "xla_roi_align": False})
+def counting_twin(model):
+    """``model`` rebuilt with every training XLA option off, with its weights: TF's op statistics do not count
+    inside XLA functions, so FLOPs are counted on this twin (the same arithmetic and, with the same weights, the
+    same sampled RoIs, so the same mask-head count)."""
+    twin = compile_model(model.config.replace(train={"xla_conv": False, "xla_group_norm": False,
+                                                     "xla_roi_align": False}))
+    twin.set_weights(model.get_weights())
+    return twin
 
 
 def synthetic_batch(config, batch_size):
@@ -175,9 +179,7 @@ def measure(config, steps):
     images = tensors["images"]
     infer_ms = median_ms(lambda: infer(images)["masks"].numpy(), steps) / config.train.batch_size
     detections = int(infer(images)["num_detections"].numpy().max())
-    counting = compile_model(counting_config(config))
-    counting.set_weights(model.get_weights())  # the same sampled positives, so the same mask-head count
-    train_gf, mask_rois = train_gflop(counting, tensors)
+    train_gf, mask_rois = train_gflop(counting_twin(model), tensors)
     batch_size = config.train.batch_size
     plain = tf.function(lambda x: model(x, training=False))
     infer_gf = graph_gflop(plain.get_concrete_function(images)) + mask_head_gflop(model, batch_size, detections,

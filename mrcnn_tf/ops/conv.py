@@ -1,4 +1,4 @@
-"""2-D convolution with its forward pass compiled by XLA and its gradients left to TensorFlow's own kernels.
+"""2-D convolution with its forward pass compiled by XLA, its input gradient TensorFlow's own kernel.
 
 Why: on a CPU without AVX-512 (AVX2 only), TensorFlow's oneDNN convolution is oneDNN's im2col + GEMM (oneDNN's
 direct AVX2 kernels need a blocked layout TF does not use), slow forward and slower filter gradient, while XLA's
