@@ -1,12 +1,13 @@
 """What one speed change buys: train steps (or inferences) with and without it, interleaved in one process.
 
-    python benchmarks/ab.py --change fused_sgd|xla_roi_align|xla_group_norm|xla_conv|xla_features
+    python benchmarks/ab.py --change fused_sgd|xla_roi_align|xla_group_norm|xla_conv|xla_features|crop_roi_align|
+                                     group_norm_by_channel
                             [--settings torchvision|ours]
                             [--rounds 4] [--steps 3]
 
 Builds two models in one process, the same but for the change, then times ``--steps`` train steps (inferences
-for ``xla_features``) of each in turn, ``--rounds`` times, so that a shared machine's drift hits both alike, and
-prints each one's median (ms) and its first call (tracing, and XLA compiling) as one JSON line. Input:
+for the last three changes) of each in turn, ``--rounds`` times, so that a shared machine's drift hits both alike,
+and prints each one's median (ms) and its first call (tracing, and XLA compiling) as one JSON line. Input:
 ``speed.py``'s synthetic ellipse, GroupNorm. Changes:
 
 - ``fused_sgd``: ``keras.optimizers.SGD`` against :class:`mrcnn_tf.optimizer.FusedSGD`, the same schedule,
@@ -19,8 +20,12 @@ prints each one's median (ms) and its first call (tracing, and XLA compiling) as
 - ``xla_conv``: ``train.xla_conv`` off and on (the training forwards of the backbone's, FPN's and RPN head's
   convolutions and their 3x3 filter gradients compiled by XLA, their other gradients TF's kernels, or all plain;
   the same losses and gradients, ``tests/test_model.py``);
-- ``xla_features``: inference with backbone + FPN, RPN head and box RoIAlign plain or under XLA
-  (``inference.xla_features``; the same detections, ``tests/test_export.py``).
+- ``xla_features``: inference with backbone + FPN and RPN head plain or under XLA (``inference.xla_features``;
+  the same detections, ``tests/test_export.py``);
+- ``crop_roi_align``: inference (``xla_features`` on) with both RoIAligns by gather (the box one under XLA, as
+  before) or by ``tf.image.crop_and_resize`` (the same values, ``tests/ops/test_roi_align.py``);
+- ``group_norm_by_channel``: inference (``xla_features`` on) with the GroupNorms outside XLA (the mask head's) as
+  Keras computes them or by ``ops.group_norm.group_norm_by_channel``.
 """
 import argparse
 import json
@@ -39,6 +44,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import speed  # noqa: E402
+from mrcnn_tf.layers.group_norm import GroupNormalization  # noqa: E402
 from mrcnn_tf.training import compile_model  # noqa: E402
 
 
@@ -63,10 +69,31 @@ def train_setting(name, value):
     return train_step(lambda config: compile_model(config.replace(train={name: value})))
 
 
-def inference_step(xla_features):
-    """``(config, batch) -> step``: one inference of the batch's images, as ``speed.py`` times it."""
+def pool_by_gather(model):
+    """Make ``model``'s inference pool as before crop_and_resize: the box RoIAlign by gather under XLA, the mask
+    RoIAlign by gather (the same values, ``tests/ops/test_roi_align.py``)."""
+    for layer, jit_compile in ((model.box_roi_align, True), (model.mask_roi_align, False)):
+        def call(features, rois, crop=False, pool=layer.call, jit_compile=jit_compile):
+            return pool(features, rois, jit_compile=jit_compile)
+        layer.call = call
+    return model
+
+
+def keras_group_norm(model):
+    """Make ``model``'s GroupNorm layers compute as Keras' ``GroupNormalization`` outside XLA, as before
+    ``group_norm_by_channel`` (the same values, ``tests/ops/test_group_norm.py``); for inference only (it turns
+    their XLA training path off too)."""
+    for layer in model._flatten_layers():
+        if isinstance(layer, GroupNormalization):
+            layer.ours = False
+    return model
+
+
+def inference_step(xla_features, patch=lambda model: model):
+    """``(config, batch) -> step``: one inference of the batch's images, as ``speed.py`` times it, by the model
+    ``patch`` returns."""
     def make(config, batch):
-        model = compile_model(config)
+        model = patch(compile_model(config))
         infer = tf.function(lambda x: model(x, training=False, xla_features=xla_features))
         images = tf.constant(batch["images"])
         return lambda: infer(images)["masks"].numpy()
@@ -82,6 +109,10 @@ CHANGES = {  # change -> (what is timed, (name, make) without it, (name, make) w
     "xla_conv": ("train", ("plain_conv", train_setting("xla_conv", False)),
                  ("xla_conv", train_setting("xla_conv", True))),
     "xla_features": ("inference", ("plain_features", inference_step(False)), ("xla_features", inference_step(True))),
+    "crop_roi_align": ("inference", ("gather_roi_align", inference_step(True, pool_by_gather)),
+                       ("crop_roi_align", inference_step(True))),
+    "group_norm_by_channel": ("inference", ("keras_group_norm", inference_step(True, keras_group_norm)),
+                              ("group_norm_by_channel", inference_step(True))),
 }
 
 

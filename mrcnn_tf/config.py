@@ -114,8 +114,8 @@ class InferenceConfig:
     nms_iou: float = 0.5
     max_detections: int = 20
     mask_threshold: float = 0.5
-    # in-process inference (detect, evaluate) runs backbone + FPN, the RPN head and the box RoIAlign under XLA: faster
-    # on CPU (a fixed proposal count: one compile per batch shape); exported SavedModels stay XLA-free
+    # in-process inference (detect, evaluate) runs backbone + FPN and the RPN head under XLA: faster
+    # on CPU (one compile per batch shape); exported SavedModels stay XLA-free
     xla_features: bool = True
 
 

@@ -19,7 +19,7 @@ _COMPILED = weakref.WeakKeyDictionary()
 
 def serving_fn(model, xla_features=False):
     """The serving function of ``model``: uint8 ``images`` ``[B, H, W, 3]`` -> dict of outputs (documented in
-    ``mrcnn_tf.export``). ``xla_features``: backbone + FPN, RPN head and box RoIAlign compiled by XLA (in process
+    ``mrcnn_tf.export``). ``xla_features``: backbone + FPN and RPN head compiled by XLA (in process
     only: the exported SavedModel is XLA-free, since TF Serving's CPU build does not compile XLA by default)."""
     config = model.config
     size = config.image_size
@@ -49,7 +49,7 @@ def serving_fn(model, xla_features=False):
 
 def compiled_serving(model):
     """``serving_fn(model)`` as one cached ``tf.function`` (eager calls would re-run every op from Python), with
-    backbone + FPN, RPN head and box RoIAlign under XLA when ``config.inference.xla_features``."""
+    backbone + FPN and RPN head under XLA when ``config.inference.xla_features``."""
     if model not in _COMPILED:
         serve = serving_fn(model, model.config.inference.xla_features)
         _COMPILED[model] = tf.function(serve, input_signature=[IMAGES_SPEC])

@@ -68,12 +68,13 @@ class MaskRCNN(keras.Model):
         ``classes`` ``[B, D]``, ``valid`` ``[B, D]``, ``num_detections`` ``[B]``, ``mask_probs`` ``[B, D, M, M]``
         and ``masks`` ``[B, D, S, S]`` uint8 (0/1 at the input size).
 
-        ``xla_features``: backbone + FPN, the RPN head and the box RoIAlign compiled by XLA
-        (``inference.xla_features``; off by default so that exported graphs stay XLA-free)."""
+        ``xla_features``: backbone + FPN and the RPN head compiled by XLA (``inference.xla_features``; off by
+        default so that exported graphs stay XLA-free). Both RoIAligns pool by crop_and_resize: inference needs
+        no gradient, and its forward is the fastest on CPU."""
         features = self.extract_features(images, xla=xla_features)  # [P2 .. P6]
         rpn_logits, rpn_deltas = self.rpn_head(features, xla=xla_features)  # [B, N], [B, N, 4]
         proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=False)  # [B, P, 4]
-        pooled = self.box_roi_align(features[:ROI_LEVELS], proposals, jit_compile=xla_features)  # [B, P, 7, 7, F]
+        pooled = self.box_roi_align(features[:ROI_LEVELS], proposals, crop=True)  # [B, P, 7, 7, F]
         class_logits, box_deltas = self.box_head(pooled)
         detections = self.detection_layer(proposals, valid, class_logits, box_deltas)
         mask_probs = self._mask_probs(features, detections)  # [B, D, M, M]
@@ -91,7 +92,8 @@ class MaskRCNN(keras.Model):
         slots = detections["boxes"].shape[1]
         count = self._head_count(slots, detections["num_detections"])
         boxes, classes = detections["boxes"][:, :count], detections["classes"][:, :count]
-        mask_logits = self.mask_head(self.mask_roi_align(features[:ROI_LEVELS], boxes))  # [B, count, M, M, K]
+        pooled = self.mask_roi_align(features[:ROI_LEVELS], boxes, crop=True)  # [B, count, 14, 14, F]
+        mask_logits = self.mask_head(pooled)  # [B, count, M, M, K]
         mask_probs = tf.sigmoid(tf.gather(mask_logits, classes, axis=4, batch_dims=2))
         mask_probs *= tf.cast(detections["valid"][:, :count], tf.float32)[..., None, None]
         return tf.pad(mask_probs, [[0, 0], [0, slots - count], [0, 0], [0, 0]])

@@ -15,8 +15,16 @@ class MultilevelRoIAlign(keras.layers.Layer):
         self.min_level = min_level
         self.canonical_size = canonical_size
 
-    def call(self, features, rois, jit_compile=False):
-        """``jit_compile``: pool with XLA (faster; compiles once per shape, so for a fixed RoI count ``R``)."""
+    def call(self, features, rois, jit_compile=False, crop=False):
+        """``jit_compile``: pool with XLA (faster; compiles once per shape, so for a fixed RoI count ``R``).
+        ``crop``: the same values by ``tf.image.crop_and_resize``, faster still, for inference (its gradient is racy
+        on CPU)."""
+        if crop:
+            if jit_compile:
+                raise ValueError("crop=True pools by crop_and_resize, which XLA does not compile: not with jit_compile")
+            return roi_ops.crop_multilevel_roi_align(
+                features, rois, self.output_size, self.sampling_ratio, self.min_level, self.canonical_size
+            )
         return roi_ops.multilevel_roi_align(
             features, rois, self.output_size, self.sampling_ratio, self.min_level, self.canonical_size, jit_compile
         )

@@ -10,9 +10,11 @@ one cell outside the map is 0; a sample between is clamped to the border (as tor
 
 All levels are flattened into one ``[B, T, C]`` tensor so that one ``tf.gather`` serves every tap of every RoI,
 whatever its level; the gradient is the gather's (an unsorted segment sum), not ``crop_and_resize``'s racy one.
+For inference, :func:`crop_multilevel_roi_align` computes the same values with ``tf.image.crop_and_resize``, whose
+forward kernel is 2.5-3x faster on a CPU than the gather (README, "RoIAlign at inference by crop_and_resize").
 
 Shape letters: ``B`` batch, ``R`` RoIs per image, ``T`` cells of all levels, ``C`` channels,
-``P``/``Q`` sample rows / columns per RoI (``out * r``), ``L`` levels.
+``P``/``Q`` sample rows / columns per RoI (``out * r``), ``L`` levels, ``N`` RoIs of all images (``B * R``).
 """
 import math
 
@@ -149,3 +151,50 @@ def multilevel_roi_align(features, boxes, output_size, sampling_ratio, min_level
     offsets = tf.gather(level_offsets, level)
     pool = _roi_align_flat_xla if jit_compile else roi_align_flat
     return pool(flat, scaled, heights, widths, offsets, output_size, sampling_ratio)
+
+
+def _crop_level(features, boxes, image_index, output_size, sampling_ratio):
+    """RoIAlign of ``N`` RoIs on one map ``[B, H, W, C]`` (static ``H``, ``W``) by ``tf.image.crop_and_resize``.
+
+    ``boxes`` ``[N, 4]`` are in continuous cell indices of this map, ``image_index`` ``[N]`` int32 their image.
+    crop_and_resize samples a ``P x P`` grid from the first to the last sample of the box, bilinearly; RoIAlign's
+    samples are that grid (``P = out * r``, half a sample step inside the box). Padding the map by one edge-replicated
+    cell reproduces RoIAlign's border rule: a sample less than one cell outside is clamped to the border, and one
+    further out falls outside the padded map, where crop_and_resize gives 0, as RoIAlign. Returns
+    ``[N, out, out, C]`` float32.
+    """
+    height, width = features.shape[1], features.shape[2]
+    padded = tf.pad(features, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")  # [B, H + 2, W + 2, C]
+    samples = output_size * sampling_ratio
+    half_step = (boxes[:, 2:] - boxes[:, :2]) / (2.0 * samples)  # [N, 2]
+    first, last = boxes[:, :2] + half_step + 1.0, boxes[:, 2:] - half_step + 1.0  # in the padded map's cells
+    extent = tf.constant([height + 1.0, width + 1.0])
+    normalized = tf.concat([first / extent, last / extent], axis=-1)  # [N, 4], 0..1 over the padded map
+    crops = tf.image.crop_and_resize(padded, normalized, image_index, [samples, samples])  # [N, P, P, C] float32
+    return tf.nn.avg_pool2d(crops, sampling_ratio, sampling_ratio, "VALID")  # the r x r samples of each bin
+
+
+def crop_multilevel_roi_align(features, boxes, output_size, sampling_ratio, min_level, canonical_size):
+    """:func:`multilevel_roi_align`'s values (to float32 rounding) by ``tf.image.crop_and_resize``, for inference.
+
+    Forward only in practice: crop_and_resize's CPU gradient is racy (and refused under op determinism), and it
+    does not compile under XLA. Its forward is fast: one RoI's samples are read from one cache-resident map region.
+    Each level pools its own RoIs (one crop_and_resize a level), and the results are put back in RoI order.
+
+    Args and returns as :func:`multilevel_roi_align`; the output has the features' dtype.
+    """
+    max_level = min_level + len(features) - 1
+    batch, rois, channels = tf.shape(boxes)[0], tf.shape(boxes)[1], features[0].shape[-1]
+    flat_boxes = tf.reshape(boxes, [-1, 4])  # [N, 4]
+    image_index = tf.repeat(tf.range(batch), rois)  # [N]
+    level = tf.reshape(assign_fpn_levels(boxes, min_level, max_level, canonical_size), [-1]) - min_level  # [N]
+    positions, pooled = [], []
+    for index, level_features in enumerate(features):
+        chosen = tf.cast(tf.where(tf.equal(level, index))[:, 0], tf.int32)  # [N_l] this level's RoIs
+        scaled = tf.gather(flat_boxes, chosen) * 2.0 ** -(min_level + index) - 0.5  # [N_l, 4] cell indices
+        positions.append(chosen)
+        pooled.append(_crop_level(level_features, scaled, tf.gather(image_index, chosen), output_size,
+                                  sampling_ratio))  # [N_l, out, out, C]
+    stitched = tf.dynamic_stitch(positions, pooled)  # [N, out, out, C]
+    shape = tf.stack([batch, rois, output_size, output_size, channels])
+    return tf.cast(tf.reshape(stitched, shape), features[0].dtype)

@@ -173,8 +173,19 @@ def test_proposal_and_roi_align_layers_run_under_mixed_float16(mixed_policy):
     )
     assert tuple(proposals.shape) == (2, 10, 4) and proposals.dtype == tf.float32
     features = _pyramid(dtype=np.float16)[:4]
-    pooled = MultilevelRoIAlign(7, 2, 2, 224.0 * IMAGE_SIZE / 800.0)(features, proposals)
+    align = MultilevelRoIAlign(7, 2, 2, 224.0 * IMAGE_SIZE / 800.0)
+    pooled = align(features, proposals)
     assert tuple(pooled.shape) == (2, 10, 7, 7, CHANNELS)
+    cropped = align(features, proposals, crop=True)  # inference's way: the same values
+    assert cropped.dtype == pooled.dtype
+    np.testing.assert_allclose(cropped.numpy().astype(np.float32), pooled.numpy().astype(np.float32), atol=1e-2)
+
+
+def test_roi_align_layer_refuses_crop_under_xla():
+    features = _pyramid()[:4]
+    with pytest.raises(ValueError, match="crop_and_resize"):
+        MultilevelRoIAlign(7, 2, 2, 224.0 * IMAGE_SIZE / 800.0)(features, _random((1, 3, 4)), jit_compile=True,
+                                                                crop=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from reference import reference_roi_weights as reference_weights
 
-from mrcnn_tf.ops.roi_align import assign_fpn_levels, multilevel_roi_align, roi_align
+from mrcnn_tf.ops.roi_align import assign_fpn_levels, crop_multilevel_roi_align, multilevel_roi_align, roi_align
 
 OUTPUT_SIZE = 7
 SAMPLING_RATIO = 2
@@ -130,6 +130,14 @@ def test_roi_align_rectangular_map_and_other_sampling_ratios():
             boxes, 1.0, 12, 20, output_size=output_size, sampling_ratio=sampling_ratio
         )
         np.testing.assert_allclose(got, apply_weights(weights, features), atol=1e-5)
+        cropped = _crop_one_level(features, boxes, output_size, sampling_ratio)
+        np.testing.assert_allclose(cropped, apply_weights(weights, features), atol=1e-5)
+
+
+def _crop_one_level(features, boxes, output_size, sampling_ratio):
+    """:func:`crop_multilevel_roi_align` on one map of stride 1 (level 0, the only one, whatever the box size)."""
+    return crop_multilevel_roi_align([tf.constant(features)], tf.constant(boxes), output_size, sampling_ratio, 0,
+                                     224.0).numpy()
 
 
 def test_roi_align_samples_at_the_map_edges():
@@ -146,6 +154,7 @@ def test_roi_align_samples_at_the_map_edges():
     weights = reference_weights_single_level(boxes, 1.0, size, size, output_size=1, sampling_ratio=1)
     expected = apply_weights(weights, features)
     np.testing.assert_allclose(got, expected, atol=1e-6)
+    np.testing.assert_allclose(_crop_one_level(features, boxes, 1, 1), expected, atol=1e-6)
     # The reference agrees with the kernel's rule: samples at -1.25 and H + 0.25 are zero, those at -1 and H not.
     assert np.all(expected[0, [1, 6, 8, 13]] == 0.0)
     assert np.all(expected[0, [0, 5, 7, 12]] != 0.0)
@@ -262,15 +271,21 @@ def test_assign_fpn_levels_matches_reference_on_random_boxes():
     np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_multilevel_roi_align_matches_reference(jit_compile):
+def _pool(method, features, boxes, output_size=OUTPUT_SIZE, sampling_ratio=SAMPLING_RATIO):
+    """RoIAlign over the levels by ``method``: the gather (``"gather"``), the same under XLA (``"xla"``) or
+    crop_and_resize (``"crop"``)."""
+    if method == "crop":
+        return crop_multilevel_roi_align(features, boxes, output_size, sampling_ratio, MIN_LEVEL, CANONICAL_SIZE)
+    return multilevel_roi_align(features, boxes, output_size, sampling_ratio, MIN_LEVEL, CANONICAL_SIZE,
+                                jit_compile=method == "xla")
+
+
+@pytest.mark.parametrize("method", ["gather", "xla", "crop"])
+def test_multilevel_roi_align_matches_reference(method):
     rng = np.random.default_rng(4)
     level_features = _level_features(rng)
-    boxes = _multilevel_boxes(rng)
-    got = multilevel_roi_align(
-        [tf.constant(f) for f in level_features], tf.constant(boxes), OUTPUT_SIZE, SAMPLING_RATIO, MIN_LEVEL,
-        CANONICAL_SIZE, jit_compile=jit_compile,
-    ).numpy()
+    boxes = _multilevel_boxes(rng)  # every level, some boxes partly outside the image, one of 0.5 px
+    got = _pool(method, [tf.constant(f) for f in level_features], tf.constant(boxes)).numpy()
     expected = reference_multilevel_forward(reference_multilevel_weights(boxes, level_features), level_features)
     assert got.shape == (2, boxes.shape[1], OUTPUT_SIZE, OUTPUT_SIZE, 3)
     np.testing.assert_allclose(got, expected, atol=1e-5)
@@ -412,3 +427,17 @@ def test_float16_features_give_float16_output():
         [tf.constant(f) for f in level_features], boxes, OUTPUT_SIZE, SAMPLING_RATIO, MIN_LEVEL, CANONICAL_SIZE
     )
     np.testing.assert_allclose(pooled.numpy().astype(np.float32), pooled_32.numpy(), atol=1e-2)
+    cropped = _pool("crop", half, boxes)
+    assert cropped.dtype == tf.float16
+    np.testing.assert_allclose(cropped.numpy().astype(np.float32), pooled_32.numpy(), atol=1e-2)
+
+
+def test_crop_roi_align_of_no_rois_and_of_one_level_only():
+    """Levels without RoIs (here all but one) and an empty RoI set give correctly shaped outputs."""
+    rng = np.random.default_rng(11)
+    level_features = [tf.constant(f) for f in _level_features(rng)]
+    tiny = tf.constant([[[10.0, 10.0, 12.0, 12.0]] * 3, [[30.0, 20.0, 31.0, 22.0]] * 3])  # [2, 3, 4], all level 2
+    np.testing.assert_allclose(_pool("crop", level_features, tiny).numpy(),
+                               _pool("gather", level_features, tiny).numpy(), atol=1e-5)
+    empty = _pool("crop", level_features, tf.zeros([2, 0, 4]))
+    assert empty.shape == (2, 0, OUTPUT_SIZE, OUTPUT_SIZE, 3)
