@@ -1,14 +1,14 @@
 """What one speed change buys: train steps (or inferences) with and without it, interleaved in one process.
 
     python benchmarks/ab.py --change fused_sgd|xla_roi_align|xla_group_norm|xla_conv|xla_features|crop_roi_align|
-                                     group_norm_by_channel
+                                     crop_roi_align_train|group_norm_by_channel
                             [--settings torchvision|ours]
                             [--rounds 4] [--steps 3]
 
 Builds two models in one process, the same but for the change, then times ``--steps`` train steps (inferences
-for the last three changes) of each in turn, ``--rounds`` times, so that a shared machine's drift hits both alike,
-and prints each one's median (ms) and its first call (tracing, and XLA compiling) as one JSON line. Input:
-``speed.py``'s synthetic ellipse, GroupNorm. Changes:
+for ``xla_features``, ``crop_roi_align`` and ``group_norm_by_channel``) of each in turn, ``--rounds`` times, so
+that a shared machine's drift hits both alike, and prints each one's median (ms) and its first call (tracing, and
+XLA compiling) as one JSON line. Input: ``speed.py``'s synthetic ellipse, GroupNorm. Changes:
 
 - ``fused_sgd``: ``keras.optimizers.SGD`` against :class:`mrcnn_tf.optimizer.FusedSGD`, the same schedule,
   momentum, weight decay and clipping (the same arithmetic, ``tests/test_optimizer.py``);
@@ -24,6 +24,9 @@ and prints each one's median (ms) and its first call (tracing, and XLA compiling
   the same detections, ``tests/test_export.py``);
 - ``crop_roi_align``: inference (``xla_features`` on) with both RoIAligns by gather (the box one under XLA, as
   before) or by ``tf.image.crop_and_resize`` (the same values, ``tests/ops/test_roi_align.py``);
+- ``crop_roi_align_train``: ``train.crop_roi_align`` off and on (the losses' box RoIAlign all under XLA, or its
+  forward by crop_and_resize and its gradient under XLA: the same values and gradients,
+  ``tests/ops/test_roi_align.py``);
 - ``group_norm_by_channel``: inference (``xla_features`` on) with the GroupNorms outside XLA (the mask head's) as
   Keras computes them or by ``ops.group_norm.group_norm_by_channel``.
 """
@@ -111,6 +114,8 @@ CHANGES = {  # change -> (what is timed, (name, make) without it, (name, make) w
     "xla_features": ("inference", ("plain_features", inference_step(False)), ("xla_features", inference_step(True))),
     "crop_roi_align": ("inference", ("gather_roi_align", inference_step(True, pool_by_gather)),
                        ("crop_roi_align", inference_step(True))),
+    "crop_roi_align_train": ("train", ("xla_roi_align", train_setting("crop_roi_align", False)),
+                             ("crop_roi_align", train_setting("crop_roi_align", True))),
     "group_norm_by_channel": ("inference", ("keras_group_norm", inference_step(True, keras_group_norm)),
                               ("group_norm_by_channel", inference_step(True))),
 }

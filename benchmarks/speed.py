@@ -56,7 +56,7 @@ def counting_twin(model):
     inside XLA functions, so FLOPs are counted on this twin (the same arithmetic and, with the same weights, the
     same sampled RoIs, so the same mask-head count)."""
     twin = compile_model(model.config.replace(train={"xla_conv": False, "xla_group_norm": False,
-                                                     "xla_roi_align": False}))
+                                                     "xla_roi_align": False, "crop_roi_align": False}))
     twin.set_weights(model.get_weights())
     return twin
 

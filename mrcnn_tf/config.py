@@ -133,6 +133,9 @@ class TrainConfig:
     mixed_precision: bool = False
     jit_compile: bool = False
     xla_roi_align: bool = True  # the losses' box RoIAlign (a fixed RoI count) compiled by XLA alone: faster on CPU
+    # RoIAlign by crop_and_resize (the same values): inference's two and the losses' box one, whose gradient is then
+    # the gather's compiled by XLA; faster on CPU than xla_roi_align, which it replaces; off under jit_compile
+    crop_roi_align: bool = True
     xla_group_norm: bool = True  # GroupNorm's training calls compiled by XLA (one compile a shape): faster on CPU
     # backbone, FPN and RPN convolutions' training forwards by XLA, input gradients TF's kernels, 3x3 filter gradients
     # as patches @ dy by XLA: faster on CPU (measured on AVX2); a CPU measure, so not applied where a GPU is visible

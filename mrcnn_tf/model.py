@@ -69,12 +69,12 @@ class MaskRCNN(keras.Model):
         and ``masks`` ``[B, D, S, S]`` uint8 (0/1 at the input size).
 
         ``xla_features``: backbone + FPN and the RPN head compiled by XLA (``inference.xla_features``; off by
-        default so that exported graphs stay XLA-free). Both RoIAligns pool by crop_and_resize: inference needs
-        no gradient, and its forward is the fastest on CPU."""
+        default so that exported graphs stay XLA-free). Both RoIAligns pool by crop_and_resize
+        (``train.crop_roi_align``): the fastest forward on CPU."""
         features = self.extract_features(images, xla=xla_features)  # [P2 .. P6]
         rpn_logits, rpn_deltas = self.rpn_head(features, xla=xla_features)  # [B, N], [B, N, 4]
         proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=False)  # [B, P, 4]
-        pooled = self.box_roi_align(features[:ROI_LEVELS], proposals, crop=True)  # [B, P, 7, 7, F]
+        pooled = self.box_roi_align(features[:ROI_LEVELS], proposals, crop=self.crop_roi_align)  # [B, P, 7, 7, F]
         class_logits, box_deltas = self.box_head(pooled)
         detections = self.detection_layer(proposals, valid, class_logits, box_deltas)
         mask_probs = self._mask_probs(features, detections)  # [B, D, M, M]
@@ -84,6 +84,12 @@ class MaskRCNN(keras.Model):
         detections["masks"] = tf.cast(pasted >= self.config.inference.mask_threshold, tf.uint8)
         return detections
 
+    @property
+    def crop_roi_align(self):
+        """Whether the box RoIAlign of the losses and both of inference pool by crop_and_resize: not when the whole
+        step is compiled by XLA (``train.jit_compile``), which cannot compile it."""
+        return self.config.train.crop_roi_align and not self.config.train.jit_compile
+
     def _mask_probs(self, features, detections):
         """Mask probabilities ``[B, D, M, M]`` of the detections' classes (0 for padding slots).
 
@@ -92,7 +98,7 @@ class MaskRCNN(keras.Model):
         slots = detections["boxes"].shape[1]
         count = self._head_count(slots, detections["num_detections"])
         boxes, classes = detections["boxes"][:, :count], detections["classes"][:, :count]
-        pooled = self.mask_roi_align(features[:ROI_LEVELS], boxes, crop=True)  # [B, count, 14, 14, F]
+        pooled = self.mask_roi_align(features[:ROI_LEVELS], boxes, crop=self.crop_roi_align)  # [B, count, 14, 14, F]
         mask_logits = self.mask_head(pooled)  # [B, count, M, M, K]
         mask_probs = tf.sigmoid(tf.gather(mask_logits, classes, axis=4, batch_dims=2))
         mask_probs *= tf.cast(detections["valid"][:, :count], tf.float32)[..., None, None]
@@ -171,10 +177,12 @@ class MaskRCNN(keras.Model):
         }
 
     def _box_losses(self, features, rois):
-        # A fixed count of sampled RoIs: XLA's RoIAlign pays here (``train.xla_roi_align``). The serving graph
-        # (``call``) stays free of XLA, which TF Serving's CPU build does not compile by default.
-        pooled = self.box_roi_align(features[:ROI_LEVELS], rois["rois"],
-                                    jit_compile=self.config.train.xla_roi_align)  # [B, R, 7, 7, F]
+        # A fixed count of sampled RoIs: XLA compiles the RoIAlign's gradient once (``train.crop_roi_align``, or
+        # the whole RoIAlign: ``train.xla_roi_align``). The serving graph (``call``) stays free of XLA, which TF
+        # Serving's CPU build does not compile by default.
+        crop = self.crop_roi_align
+        pooled = self.box_roi_align(features[:ROI_LEVELS], rois["rois"], crop=crop,
+                                    jit_compile=self.config.train.xla_roi_align and not crop)  # [B, R, 7, 7, F]
         class_logits, box_deltas = self.box_head(pooled)
         return {
             "cls": losses.classification_loss(class_logits, rois["classes"], rois["valid"]),

@@ -11,6 +11,7 @@ from mrcnn_tf.layers import group_norm as group_norm_layer
 from mrcnn_tf.layers.conv import Conv2D
 from mrcnn_tf.model import LOSS_NAMES, build_model
 from mrcnn_tf.ops import conv as conv_ops
+from mrcnn_tf.ops import roi_align as roi_ops
 from mrcnn_tf.training import compile_model, set_precision
 
 SIZE = 64
@@ -175,9 +176,11 @@ def test_no_positive_roi_gives_a_zero_mask_loss_and_finite_gradients():
     assert all(np.isfinite(g).all() for g in gradients if g is not None)
 
 
-XLA_SETTINGS = {  # train setting -> (module, name) of the XLA function its layers call
+XLA_SETTINGS = {  # train setting -> (module, name) of the function its layers call (XLA-compiled, or with an XLA
+    # gradient: crop_roi_align)
     "xla_group_norm": (group_norm_layer, "group_norm_xla"),
     "xla_conv": (conv_ops, "conv2d"),
+    "crop_roi_align": (roi_ops, "crop_multilevel_roi_align"),
 }
 
 
@@ -185,7 +188,7 @@ XLA_SETTINGS = {  # train setting -> (module, name) of the XLA function its laye
 def test_xla_setting_gives_the_same_losses_and_gradients(monkeypatch, setting):
     config = tiny_config()
     keras.utils.set_random_seed(0)
-    plain = build_model(config)
+    plain = build_model(config.replace(train={setting: False}))
     xla = build_model(config.replace(train={setting: True}))
     xla.set_weights(plain.get_weights())
     _, _, batch = ellipse_batch(config)

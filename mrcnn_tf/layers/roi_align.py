@@ -17,8 +17,8 @@ class MultilevelRoIAlign(keras.layers.Layer):
 
     def call(self, features, rois, jit_compile=False, crop=False):
         """``jit_compile``: pool with XLA (faster; compiles once per shape, so for a fixed RoI count ``R``).
-        ``crop``: the same values by ``tf.image.crop_and_resize``, faster still, for inference (its gradient is racy
-        on CPU)."""
+        ``crop``: the same values by ``tf.image.crop_and_resize``, faster still; its gradient is the gather's
+        compiled by XLA (so again for a fixed ``R`` when training)."""
         if crop:
             if jit_compile:
                 raise ValueError("crop=True pools by crop_and_resize, which XLA does not compile: not with jit_compile")

@@ -174,15 +174,9 @@ def _crop_level(features, boxes, image_index, output_size, sampling_ratio):
     return tf.nn.avg_pool2d(crops, sampling_ratio, sampling_ratio, "VALID")  # the r x r samples of each bin
 
 
-def crop_multilevel_roi_align(features, boxes, output_size, sampling_ratio, min_level, canonical_size):
-    """:func:`multilevel_roi_align`'s values (to float32 rounding) by ``tf.image.crop_and_resize``, for inference.
-
-    Forward only in practice: crop_and_resize's CPU gradient is racy (and refused under op determinism), and it
-    does not compile under XLA. Its forward is fast: one RoI's samples are read from one cache-resident map region.
-    Each level pools its own RoIs (one crop_and_resize a level), and the results are put back in RoI order.
-
-    Args and returns as :func:`multilevel_roi_align`; the output has the features' dtype.
-    """
+def _crop_pool(features, boxes, output_size, sampling_ratio, min_level, canonical_size):
+    """The forward pass of :func:`crop_multilevel_roi_align`: each level pools its own RoIs (one crop_and_resize
+    a level), and the results are put back in RoI order."""
     max_level = min_level + len(features) - 1
     batch, rois, channels = tf.shape(boxes)[0], tf.shape(boxes)[1], features[0].shape[-1]
     flat_boxes = tf.reshape(boxes, [-1, 4])  # [N, 4]
@@ -198,3 +192,34 @@ def crop_multilevel_roi_align(features, boxes, output_size, sampling_ratio, min_
     stitched = tf.dynamic_stitch(positions, pooled)  # [N, out, out, C]
     shape = tf.stack([batch, rois, output_size, output_size, channels])
     return tf.cast(tf.reshape(stitched, shape), features[0].dtype)
+
+
+@tf.function(jit_compile=True)
+def _feature_gradient_xla(features, boxes, upstream, output_size, sampling_ratio, min_level, canonical_size):
+    """The gradient of ``sum(upstream * multilevel_roi_align(features, boxes, ...))`` with respect to each map,
+    compiled by XLA (the gather's scatter; XLA drops the forward values it does not need)."""
+    with tf.GradientTape() as tape:
+        tape.watch(features)
+        pooled = multilevel_roi_align(features, boxes, output_size, sampling_ratio, min_level, canonical_size)
+    return tape.gradient(pooled, features, output_gradients=upstream)
+
+
+def crop_multilevel_roi_align(features, boxes, output_size, sampling_ratio, min_level, canonical_size):
+    """:func:`multilevel_roi_align`'s values (to float32 rounding) by ``tf.image.crop_and_resize``.
+
+    crop_and_resize's forward is fast on a CPU (one RoI's samples are read from one cache-resident map region),
+    but its gradient is racy there (and refused under op determinism), and it does not compile under XLA. So the
+    gradient with respect to the features is the gather's, :func:`multilevel_roi_align`'s, compiled by XLA: use it
+    with a fixed RoI count ``R`` when training (XLA compiles once per shape). No gradient flows to the boxes.
+
+    Args and returns as :func:`multilevel_roi_align`; the output has the features' dtype.
+    """
+    @tf.custom_gradient
+    def pool(*maps):
+        def gradient(upstream):  # [B, R, out, out, C]
+            return _feature_gradient_xla(list(maps), boxes, upstream, output_size, sampling_ratio, min_level,
+                                         canonical_size)
+
+        return _crop_pool(list(maps), boxes, output_size, sampling_ratio, min_level, canonical_size), gradient
+
+    return pool(*features)

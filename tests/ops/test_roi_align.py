@@ -334,8 +334,8 @@ def test_roi_align_gradient_matches_finite_differences():
     np.testing.assert_allclose(tape.gradient(loss, tf_features).numpy(), numeric, atol=1e-5)
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_multilevel_roi_align_gradient_matches_reference(jit_compile):
+@pytest.mark.parametrize("method", ["gather", "xla", "crop"])
+def test_multilevel_roi_align_gradient_matches_reference(method):
     rng = np.random.default_rng(7)
     level_features = _level_features(rng)
     boxes = _multilevel_boxes(rng)
@@ -343,8 +343,7 @@ def test_multilevel_roi_align_gradient_matches_reference(jit_compile):
     tf_features = [tf.constant(f) for f in level_features]
     with tf.GradientTape() as tape:
         tape.watch(tf_features)
-        pooled = multilevel_roi_align(tf_features, tf.constant(boxes), OUTPUT_SIZE, SAMPLING_RATIO, MIN_LEVEL,
-                                      CANONICAL_SIZE, jit_compile=jit_compile)
+        pooled = _pool(method, tf_features, tf.constant(boxes))
         loss = tf.reduce_sum(upstream * pooled)
     got = tape.gradient(loss, tf_features)
     expected = reference_multilevel_gradient(
@@ -372,10 +371,18 @@ def _feature_gradient(features, boxes, upstream):
     return tape.gradient(loss, features)
 
 
-@pytest.mark.parametrize("jit_compile", [None, True], ids=["eager", "xla"])
-def test_roi_align_gradient_is_deterministic(jit_compile):
+def _crop_feature_gradient(features, boxes, upstream):
+    with tf.GradientTape() as tape:
+        tape.watch(features)
+        pooled = crop_multilevel_roi_align([features], boxes, OUTPUT_SIZE, SAMPLING_RATIO, 0, 224.0)  # stride 1
+        loss = tf.reduce_sum(upstream * pooled)
+    return tape.gradient(loss, features)
+
+
+@pytest.mark.parametrize("gradient", [_feature_gradient, tf.function(_feature_gradient, jit_compile=True),
+                                      _crop_feature_gradient], ids=["eager", "xla", "crop"])
+def test_roi_align_gradient_is_deterministic(gradient):
     features, boxes, upstream = _crowded_gradient_problem()
-    gradient = _feature_gradient if jit_compile is None else tf.function(_feature_gradient, jit_compile=True)
     first = gradient(features, boxes, upstream).numpy()
     assert np.count_nonzero(first) > first.size // 4
     for _ in range(4):
