@@ -25,6 +25,7 @@ import os
 import sys
 
 import keras
+import tensorflow as tf
 
 from mrcnn_tf import inference, training
 from mrcnn_tf.errors import run_command
@@ -52,7 +53,10 @@ def export_model(model, out_dir):
     archive.track(model)
     archive.add_endpoint(name=SIGNATURE, fn=inference.serving_fn(model),
                          input_signature=[inference.IMAGES_SPEC])
-    archive.write_out(out_dir, verbose=False)
+    # Without the custom gradients (crop_and_resize RoIAlign's, compiled by XLA): serving needs none, and the
+    # SavedModel must stay XLA-free.
+    archive.write_out(out_dir, options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
+                      verbose=False)
     with open(os.path.join(out_dir, EXPORT_FILE), "w") as f:
         json.dump(export_settings(model.config), f, indent=1)
     return out_dir
