@@ -12,8 +12,8 @@ XLA compiling) as one JSON line. Input: ``speed.py``'s synthetic ellipse, GroupN
 
 - ``fused_sgd``: ``keras.optimizers.SGD`` against :class:`mrcnn_tf.optimizer.FusedSGD`, the same schedule,
   momentum, weight decay and clipping (the same arithmetic, ``tests/test_optimizer.py``);
-- ``xla_roi_align``: ``train.xla_roi_align`` off and on (the losses' box RoIAlign compiled by XLA or not; the
-  same values, ``tests/ops/test_roi_align.py``);
+- ``xla_roi_align``: ``train.xla_roi_align`` off and on, with ``train.crop_roi_align`` off (the losses' box
+  RoIAlign compiled by XLA or not; the same values, ``tests/ops/test_roi_align.py``);
 - ``xla_group_norm``: ``train.xla_group_norm`` off and on (GroupNorm's training calls compiled by XLA, one
   function shared by all layers, compiled once a shape, or not; the same losses and gradients,
   ``tests/test_model.py``);
@@ -27,8 +27,8 @@ XLA compiling) as one JSON line. Input: ``speed.py``'s synthetic ellipse, GroupN
 - ``crop_roi_align_train``: ``train.crop_roi_align`` off and on (the losses' box RoIAlign all under XLA, or its
   forward by crop_and_resize and its gradient under XLA: the same values and gradients,
   ``tests/ops/test_roi_align.py``);
-- ``group_norm_by_channel``: inference (``xla_features`` on) with the GroupNorms outside XLA (the mask head's) as
-  Keras computes them or by ``ops.group_norm.group_norm_by_channel``.
+- ``group_norm_by_channel``: inference (``xla_features`` on) with every GroupNorm as Keras computes it, or as the
+  layer does (by ``ops.group_norm.group_norm_by_channel`` outside XLA: the mask head's; grouped inside it).
 """
 import argparse
 import json
@@ -67,9 +67,14 @@ def train_step(build):
     return make
 
 
+def train_settings(**values):
+    """A train step of the model with these ``train`` settings."""
+    return train_step(lambda config: compile_model(config.replace(train=values)))
+
+
 def train_setting(name, value):
     """A train step of the model with ``train.<name>`` set to ``value``."""
-    return train_step(lambda config: compile_model(config.replace(train={name: value})))
+    return train_settings(**{name: value})
 
 
 def pool_by_gather(model):
@@ -105,8 +110,8 @@ def inference_step(xla_features, patch=lambda model: model):
 
 CHANGES = {  # change -> (what is timed, (name, make) without it, (name, make) with it)
     "fused_sgd": ("train", ("keras_sgd", train_step(keras_sgd)), ("fused_sgd", train_step(compile_model))),
-    "xla_roi_align": ("train", ("plain_roi_align", train_setting("xla_roi_align", False)),
-                      ("xla_roi_align", train_setting("xla_roi_align", True))),
+    "xla_roi_align": ("train", ("plain_roi_align", train_settings(xla_roi_align=False, crop_roi_align=False)),
+                      ("xla_roi_align", train_settings(xla_roi_align=True, crop_roi_align=False))),
     "xla_group_norm": ("train", ("plain_group_norm", train_setting("xla_group_norm", False)),
                        ("xla_group_norm", train_setting("xla_group_norm", True))),
     "xla_conv": ("train", ("plain_conv", train_setting("xla_conv", False)),

@@ -53,8 +53,8 @@ STAGES = ("backbone + FPN", "RPN head + RPN targets/losses", "proposals (top-k, 
 
 def inference_upto(model, images, stage):
     """The inference pass cut after ``stage`` (1 backbone+FPN ... 6 mask pasting), reduced to a scalar; backbone
-    + FPN, RPN head and box RoIAlign under XLA when ``inference.xla_features`` says so, as ``inference.detect``
-    runs them."""
+    + FPN and RPN head under XLA when ``inference.xla_features`` says so, and the RoIAligns by crop_and_resize
+    (``train.crop_roi_align``), as ``inference.detect`` runs them."""
     xla = model.config.inference.xla_features
     features = model.extract_features(images, xla=xla)
     out = [tf.reduce_sum(f) for f in features]
@@ -63,7 +63,8 @@ def inference_upto(model, images, stage):
         proposals, valid = model.proposal_layer(logits, deltas, training=False)
         out.append(tf.reduce_sum(proposals))
     if stage >= 3:
-        pooled = model.box_roi_align(features[:ROI_LEVELS], proposals, jit_compile=xla)
+        crop = model.crop_roi_align
+        pooled = model.box_roi_align(features[:ROI_LEVELS], proposals, crop=crop, jit_compile=xla and not crop)
         class_logits, box_deltas = model.box_head(pooled)
         out.append(tf.reduce_sum(class_logits) + tf.reduce_sum(box_deltas))
     if stage >= 4:

@@ -132,7 +132,8 @@ class TrainConfig:
     epochs: int = 30
     mixed_precision: bool = False
     jit_compile: bool = False
-    xla_roi_align: bool = True  # the losses' box RoIAlign (a fixed RoI count) compiled by XLA alone: faster on CPU
+    # the losses' box RoIAlign (a fixed RoI count) compiled by XLA alone, where crop_roi_align is off: faster on CPU
+    xla_roi_align: bool = True
     # RoIAlign by crop_and_resize (the same values): inference's two and the losses' box one, whose gradient is then
     # the gather's compiled by XLA; faster on CPU than xla_roi_align, which it replaces; off under jit_compile
     crop_roi_align: bool = True

@@ -70,11 +70,14 @@ class MaskRCNN(keras.Model):
 
         ``xla_features``: backbone + FPN and the RPN head compiled by XLA (``inference.xla_features``; off by
         default so that exported graphs stay XLA-free). Both RoIAligns pool by crop_and_resize
-        (``train.crop_roi_align``): the fastest forward on CPU."""
+        (``train.crop_roi_align``, unless ``train.jit_compile``: then the box one by gather, under XLA with
+        ``xla_features``): the fastest forward on CPU."""
         features = self.extract_features(images, xla=xla_features)  # [P2 .. P6]
         rpn_logits, rpn_deltas = self.rpn_head(features, xla=xla_features)  # [B, N], [B, N, 4]
         proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=False)  # [B, P, 4]
-        pooled = self.box_roi_align(features[:ROI_LEVELS], proposals, crop=self.crop_roi_align)  # [B, P, 7, 7, F]
+        crop = self.crop_roi_align
+        pooled = self.box_roi_align(features[:ROI_LEVELS], proposals, crop=crop,
+                                    jit_compile=xla_features and not crop)  # [B, P, 7, 7, F]
         class_logits, box_deltas = self.box_head(pooled)
         detections = self.detection_layer(proposals, valid, class_logits, box_deltas)
         mask_probs = self._mask_probs(features, detections)  # [B, D, M, M]

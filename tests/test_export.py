@@ -94,8 +94,8 @@ LOAD_WITHOUT_PACKAGE = textwrap.dedent("""
 
 
 def test_export_runs_without_the_package_and_matches_detect(exported, tmp_path):
-    # detect() runs backbone + FPN, RPN head and box RoIAlign under XLA (the model's config), the export without:
-    # the same detections.
+    # detect() runs backbone + FPN and RPN head under XLA (the model's config), the export without: the same
+    # detections.
     model, export_dir = exported
     images = ellipse_images()
     np.save(tmp_path / "images.npy", images)
@@ -129,7 +129,8 @@ def test_the_saved_model_has_no_xla(exported):
 
 def test_exporting_in_process_after_xla_calls_leaves_them_out(tmp_path, monkeypatch):
     # train.py exports the model it trained, whose XLA functions (GroupNorm's and the convolutions' training calls,
-    # inference's backbone + FPN, RPN head and box RoIAlign) have been traced by then: none may reach the SavedModel.
+    # the crop RoIAlign's gradient, inference's backbone + FPN and RPN head) have been traced by then: none may reach
+    # the SavedModel.
     model = build_model(tiny_config(train={"xla_group_norm": True, "xla_conv": True},
                                     inference={"xla_features": True}))
     norm, conv = model.backbone.get_layer("conv1_gn"), model.backbone.get_layer("conv1_conv")
@@ -139,6 +140,11 @@ def test_exporting_in_process_after_xla_calls_leaves_them_out(tmp_path, monkeypa
     monkeypatch.setattr(conv_ops, "conv2d", lambda *args: calls.append(2) or conv2d(*args))
     norm(tf.zeros([1, 8, 8, norm.gamma.shape[0]]), training=True)
     conv(tf.zeros([1, 14, 14, 3]), training=True)
+    features = model.extract_features(tf.zeros([1, 64, 64, 3], tf.uint8))[:4]
+    with tf.GradientTape() as tape:
+        tape.watch(features)
+        pooled = model.box_roi_align(features, tf.constant([[[4.0, 4.0, 30.0, 40.0]]]), crop=True)
+    assert all(g is not None for g in tape.gradient(pooled, features))  # the crop RoIAlign's XLA gradient
     model(tf.zeros([1, 64, 64, 3], tf.uint8), xla_features=True)
     assert calls == [1, 2]  # the training calls went through the XLA functions
     export.export_model(model, str(tmp_path))

@@ -199,21 +199,25 @@ def test_xla_setting_gives_the_same_losses_and_gradients(monkeypatch, setting):
     monkeypatch.setattr(module, name, lambda *args: calls.append(model) or xla_function(*args))
     for model in (plain, xla):
         keras.utils.set_random_seed(0)  # the same anchor and RoI samples
-        with tf.GradientTape() as tape:
-            values = model.compute_losses(batch, training=True)
         # Gradients of the RPN's losses only (backbone, FPN, RPN head): their anchor targets depend on the ground
         # truth alone. The heads' RoIs come from near-tied proposal scores at random init, which rounding can
         # reorder: at another init the head gradients differed by 2% (the losses by < 1e-4, checked below). The mask
         # head's GroupNorm is the same op, tested on its own in tests/ops/test_group_norm.py (its convolutions stay
-        # plain).
-        rpn_loss = values["rpn_objectness"] + values["rpn_box"]
-        variables = [v for layer in (model.backbone, model.fpn, model.rpn_head) for v in layer.trainable_variables]
-        results.append((values, tape.gradient(rpn_loss, variables)))
+        # plain). For crop_roi_align everything before the RoI sampling is the same ops, so the RoIs are the same:
+        # the box losses' gradients reach the FPN through the RoIAlign's (custom) gradient alone.
+        crop = setting == "crop_roi_align"
+        with tf.GradientTape() as tape:
+            values = model.compute_losses(batch, training=True)
+            loss = values["cls"] + values["box"] if crop else values["rpn_objectness"] + values["rpn_box"]
+        layers = (model.fpn,) if crop else (model.backbone, model.fpn, model.rpn_head)
+        variables = [v for layer in layers for v in layer.trainable_variables]
+        results.append((values, tape.gradient(loss, variables)))
     (values, gradients), (xla_values, xla_gradients) = results
     for name in LOSS_NAMES:
         np.testing.assert_allclose(xla_values[name], values[name], rtol=1e-4, atol=1e-6, err_msg=name)
     assert calls and all(caller is xla for caller in calls)  # XLA really ran, in the XLA model only
     assert [g is None for g in xla_gradients] == [g is None for g in gradients]  # e.g. levels the RPN skips
+    assert sum(g is not None for g in gradients) > len(gradients) // 2
     for want, got in zip(gradients, xla_gradients):
-        if want is not None:
-            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
+        if want is not None:  # relative to the largest: the box losses' gradients are small at init
+            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * float(np.abs(want).max()))

@@ -2,7 +2,9 @@
 import keras
 import tensorflow as tf
 
-from mrcnn_tf.ops.group_norm import group_norm_by_channel, group_norm_xla
+from tensorflow.python.ops import control_flow_util  # TF-internal: is a graph being compiled by XLA?
+
+from mrcnn_tf.ops.group_norm import group_norm, group_norm_by_channel, group_norm_xla
 
 
 @keras.saving.register_keras_serializable(package="mrcnn_tf")
@@ -12,8 +14,9 @@ class GroupNormalization(keras.layers.GroupNormalization):
     scale-and-shift into a few passes over the activations, forward and backward (README, "XLA for GroupNorm in
     training", for what it buys). All layers share one XLA function, compiled once per input shape. Other calls
     (inference; training with ``xla=False``) run :func:`~mrcnn_tf.ops.group_norm.group_norm_by_channel`, faster
-    than Keras' arithmetic as separate TF ops: the exported serving graph must be XLA-free, and in-process
-    inference compiles the whole backbone + FPN anyway (``inference.xla_features``).
+    than Keras' arithmetic as separate TF ops (the mask head at inference, the exported serving graph, which must
+    be XLA-free), or :func:`~mrcnn_tf.ops.group_norm.group_norm` when an enclosing function is being compiled by
+    XLA (in-process inference's backbone + FPN, ``inference.xla_features``), where the grouped form is faster.
 
     It keeps Keras' class name: ``.weights.h5`` files key a layer by its class name, so the weights of runs trained
     with Keras' layer load into this one and back.
@@ -32,6 +35,8 @@ class GroupNormalization(keras.layers.GroupNormalization):
         gamma, beta = tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta)  # [C] each
         if training and self.xla:
             return group_norm_xla(inputs, gamma, beta, self.groups, self.epsilon)
+        if control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()):
+            return group_norm(inputs, gamma, beta, self.groups, self.epsilon)  # XLA fuses the grouped form best
         return group_norm_by_channel(inputs, gamma, beta, self.groups, self.epsilon)
 
     def get_config(self):

@@ -10,8 +10,8 @@ one cell outside the map is 0; a sample between is clamped to the border (as tor
 
 All levels are flattened into one ``[B, T, C]`` tensor so that one ``tf.gather`` serves every tap of every RoI,
 whatever its level; the gradient is the gather's (an unsorted segment sum), not ``crop_and_resize``'s racy one.
-For inference, :func:`crop_multilevel_roi_align` computes the same values with ``tf.image.crop_and_resize``, whose
-forward kernel is 2.5-3x faster on a CPU than the gather (README, "RoIAlign at inference by crop_and_resize").
+:func:`crop_multilevel_roi_align` computes the same values with ``tf.image.crop_and_resize``, whose forward kernel
+is 2.5-3x faster on a CPU than the gather, and takes the gather's gradient (README, "RoIAlign by crop_and_resize").
 
 Shape letters: ``B`` batch, ``R`` RoIs per image, ``T`` cells of all levels, ``C`` channels,
 ``P``/``Q`` sample rows / columns per RoI (``out * r``), ``L`` levels, ``N`` RoIs of all images (``B * R``).
@@ -159,7 +159,7 @@ def _crop_level(features, boxes, image_index, output_size, sampling_ratio):
     ``boxes`` ``[N, 4]`` are in continuous cell indices of this map, ``image_index`` ``[N]`` int32 their image.
     crop_and_resize samples a ``P x P`` grid from the first to the last sample of the box, bilinearly; RoIAlign's
     samples are that grid (``P = out * r``, half a sample step inside the box). Padding the map by one edge-replicated
-    cell reproduces RoIAlign's border rule: a sample less than one cell outside is clamped to the border, and one
+    cell reproduces RoIAlign's border rule: a sample at most one cell outside is clamped to the border, and one
     further out falls outside the padded map, where crop_and_resize gives 0, as RoIAlign. Returns
     ``[N, out, out, C]`` float32.
     """
@@ -175,8 +175,12 @@ def _crop_level(features, boxes, image_index, output_size, sampling_ratio):
 
 
 def _crop_pool(features, boxes, output_size, sampling_ratio, min_level, canonical_size):
-    """The forward pass of :func:`crop_multilevel_roi_align`: each level pools its own RoIs (one crop_and_resize
-    a level), and the results are put back in RoI order."""
+    """The forward pass of :func:`crop_multilevel_roi_align` (``features``: ``L`` maps ``[B, H_l, W_l, C]``,
+    ``boxes`` ``[B, R, 4]``; returns ``[B, R, out, out, C]``): each level pools its own RoIs (one crop_and_resize a
+    level), and the results are put back in RoI order."""
+    # crop_and_resize refuses non-finite boxes (a diverging step's): pool those at 0, and let the losses' own NaN
+    # report the divergence, as with the gather.
+    boxes = tf.where(tf.math.is_finite(boxes), boxes, 0.0)
     max_level = min_level + len(features) - 1
     batch, rois, channels = tf.shape(boxes)[0], tf.shape(boxes)[1], features[0].shape[-1]
     flat_boxes = tf.reshape(boxes, [-1, 4])  # [N, 4]

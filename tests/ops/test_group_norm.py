@@ -25,7 +25,7 @@ def _keras(x, gamma, beta, groups, epsilon):
     return layer(x)
 
 
-@pytest.mark.parametrize("shape", [(2, 6, 5, 16), (3, 7, 8)])  # [B, H, W, C] and [B, L, C]
+@pytest.mark.parametrize("shape", [(2, 6, 5, 16), (3, 7, 8), (4, 16)])  # [B, H, W, C], [B, L, C], [B, C]
 def test_matches_keras_group_normalization(shape):
     x, gamma, beta = _inputs(shape)
     want = _keras(tf.constant(x), gamma, beta, 4, 1e-5)
