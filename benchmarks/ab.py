@@ -1,12 +1,12 @@
 """What one speed change buys: train steps (or inferences) with and without it, interleaved in one process.
 
     python benchmarks/ab.py --change fused_sgd|xla_roi_align|xla_group_norm|xla_conv|xla_features|crop_roi_align|
-                                     crop_roi_align_train|group_norm_by_channel
+                                     crop_roi_align_train
                             [--settings torchvision|ours]
                             [--rounds 4] [--steps 3]
 
 Builds two models in one process, the same but for the change, then times ``--steps`` train steps (inferences
-for ``xla_features``, ``crop_roi_align`` and ``group_norm_by_channel``) of each in turn, ``--rounds`` times, so
+for ``xla_features`` and ``crop_roi_align``) of each in turn, ``--rounds`` times, so
 that a shared machine's drift hits both alike, and prints each one's median (ms) and its first call (tracing, and
 XLA compiling) as one JSON line. Input: ``speed.py``'s synthetic ellipse, GroupNorm. Changes:
 
@@ -26,9 +26,7 @@ XLA compiling) as one JSON line. Input: ``speed.py``'s synthetic ellipse, GroupN
   before) or by ``tf.image.crop_and_resize`` (the same values, ``tests/ops/test_roi_align.py``);
 - ``crop_roi_align_train``: ``train.crop_roi_align`` off and on (the losses' box RoIAlign all under XLA, or its
   forward by crop_and_resize and its gradient under XLA: the same values and gradients,
-  ``tests/ops/test_roi_align.py``);
-- ``group_norm_by_channel``: inference (``xla_features`` on) with every GroupNorm as Keras computes it, or as the
-  layer does (by ``ops.group_norm.group_norm_by_channel`` outside XLA: the mask head's; grouped inside it).
+  ``tests/ops/test_roi_align.py``).
 """
 import argparse
 import json
@@ -47,7 +45,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import speed  # noqa: E402
-from mrcnn_tf.layers.group_norm import GroupNormalization  # noqa: E402
 from mrcnn_tf.training import compile_model  # noqa: E402
 
 
@@ -87,16 +84,6 @@ def pool_by_gather(model):
     return model
 
 
-def keras_group_norm(model):
-    """Make ``model``'s GroupNorm layers compute as Keras' ``GroupNormalization`` outside XLA, as before
-    ``group_norm_by_channel`` (the same values, ``tests/ops/test_group_norm.py``); for inference only (it turns
-    their XLA training path off too)."""
-    for layer in model._flatten_layers():
-        if isinstance(layer, GroupNormalization):
-            layer.ours = False
-    return model
-
-
 def inference_step(xla_features, patch=lambda model: model):
     """``(config, batch) -> step``: one inference of the batch's images, as ``speed.py`` times it, by the model
     ``patch`` returns."""
@@ -121,8 +108,6 @@ CHANGES = {  # change -> (what is timed, (name, make) without it, (name, make) w
                        ("crop_roi_align", inference_step(True))),
     "crop_roi_align_train": ("train", ("xla_roi_align", train_setting("crop_roi_align", False)),
                              ("crop_roi_align", train_setting("crop_roi_align", True))),
-    "group_norm_by_channel": ("inference", ("keras_group_norm", inference_step(True, keras_group_norm)),
-                              ("group_norm_by_channel", inference_step(True))),
 }
 
 

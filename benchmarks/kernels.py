@@ -8,7 +8,7 @@ first matmul on 512 RoIs (with numpy's matmul of the same size beside it), a 3x3
 64x64 map (P2 of a 256-px image), RoIAlign of 1000 proposals (7x7) and of 100 detections (14x14) over P2-P5 by
 gather (plain and XLA-compiled) and by crop_and_resize, RoIAlign of 512 sampled RoIs forward and feature gradient as
 the train step runs it (all under XLA, or crop_and_resize forward and XLA gradient), the box head on 1000 proposals
-and the mask head on 100 detections, with its parts (its GroupNorm + ReLU ours and Keras'), and one of its 3x3
+and the mask head on 100 detections, with its parts, and one of its 3x3
 convolutions direct and by Winograd F(2x2, 3x3) (``mrcnn_tf.ops.winograd``; each also XLA-compiled). Prints one JSON
 line.
 """
@@ -23,7 +23,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import mrcnn_tf  # noqa: E402,F401  (first: it sets TensorFlow's CPU environment before TF loads)
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -80,9 +79,6 @@ def main():
     mask_head(tf.zeros([1, 100, 14, 14, 256]))
     proposals, detections, sampled = random_boxes(1000), random_boxes(100, seed=1), random_boxes(512, seed=2)
     upstream = tf.random.normal([1, 512, 7, 7, 256])
-    keras_norm = keras.layers.GroupNormalization(groups=32)  # Keras' own arithmetic, the mask head's weights
-    keras_norm.build(mask_pooled.shape)
-    keras_norm.set_weights(mask_head.norms[0].get_weights())
     canonical = Config(image_size=256).canonical_roi_size
     result = {
         "box_fc6_matmul_512": timed(tf.matmul, pooled_rois, fc6, steps=steps),
@@ -107,8 +103,6 @@ def main():
         "mask_head_100_one_conv": timed(mask_head.convs[0], mask_pooled, steps=steps),
         "mask_head_100_one_group_norm_relu": timed(lambda x: tf.nn.relu(mask_head.norms[0](x)), mask_pooled,
                                                    steps=steps),
-        "mask_head_100_one_group_norm_relu_keras": timed(lambda x: tf.nn.relu(keras_norm(x)), mask_pooled,
-                                                         steps=steps),
         "mask_head_100_transposed_conv": timed(mask_head.upsample, mask_pooled, steps=steps),
         "mask_conv3x3_100_direct": timed(tf.nn.conv2d, mask_pooled, kernel, 1, "SAME", steps=steps),
         "mask_conv3x3_100_direct_xla": timed(tf.nn.conv2d, mask_pooled, kernel, 1, "SAME", steps=steps,

@@ -77,30 +77,3 @@ def test_weights_files_of_keras_group_normalization_load(tmp_path):
     for layer in theirs.layers[2:]:
         layer.gamma.assign(np.random.default_rng(2).normal(1.0, 0.3, SHAPE[-1]))
     assert_weights_file_loads(theirs, model(GroupNormalization, xla=True), tmp_path)
-
-
-def test_calls_outside_xla_by_channel_and_inside_grouped(monkeypatch):
-    """Outside XLA the per-channel form is the faster; inside a function XLA compiles (in-process inference's
-    backbone), the grouped one."""
-    from mrcnn_tf.layers import group_norm as layer_module
-    ours, reference = _pair()
-    used = []
-    for name in ("group_norm", "group_norm_by_channel"):
-        function = getattr(layer_module, name)
-        monkeypatch.setattr(layer_module, name, lambda *args, f=function, n=name: used.append(n) or f(*args))
-    x = tf.constant(np.random.default_rng(3).normal(3.0, 2.0, SHAPE), tf.float32)
-    want = reference(x).numpy()
-    for jit_compile, form in ((False, "group_norm_by_channel"), (True, "group_norm")):
-        used.clear()
-        got = tf.function(lambda t: ours(t, training=False), jit_compile=jit_compile)(x)
-        assert used == [form]
-        np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4)
-
-
-def test_layers_our_functions_do_not_cover_fall_back_to_keras():
-    layer, reference = GroupNormalization(groups=4, axis=1), keras.layers.GroupNormalization(groups=4, axis=1)
-    x = tf.constant(np.random.default_rng(4).normal(size=(2, 8, 5)), tf.float32)
-    layer.build(x.shape)
-    reference.build(x.shape)
-    assert not layer.ours
-    np.testing.assert_allclose(layer(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-5)
