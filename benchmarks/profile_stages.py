@@ -21,7 +21,6 @@ import mrcnn_tf  # noqa: E402,F401  (first: it sets TensorFlow's CPU environment
 import tensorflow as tf  # noqa: E402
 
 import speed  # noqa: E402
-from mrcnn_tf.model import ROI_LEVELS  # noqa: E402
 from mrcnn_tf.ops import masks as mask_ops  # noqa: E402
 from mrcnn_tf.training import compile_model  # noqa: E402
 
@@ -63,8 +62,7 @@ def inference_upto(model, images, stage):
         proposals, valid = model.proposal_layer(logits, deltas, training=False)
         out.append(tf.reduce_sum(proposals))
     if stage >= 3:
-        crop = model.crop_roi_align
-        pooled = model.box_roi_align(features[:ROI_LEVELS], proposals, crop=crop, jit_compile=xla and not crop)
+        pooled = model.pool_boxes(features, proposals, xla=xla)
         class_logits, box_deltas = model.box_head(pooled)
         out.append(tf.reduce_sum(class_logits) + tf.reduce_sum(box_deltas))
     if stage >= 4:

@@ -75,9 +75,7 @@ class MaskRCNN(keras.Model):
         features = self.extract_features(images, xla=xla_features)  # [P2 .. P6]
         rpn_logits, rpn_deltas = self.rpn_head(features, xla=xla_features)  # [B, N], [B, N, 4]
         proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=False)  # [B, P, 4]
-        crop = self.crop_roi_align
-        pooled = self.box_roi_align(features[:ROI_LEVELS], proposals, crop=crop,
-                                    jit_compile=xla_features and not crop)  # [B, P, 7, 7, F]
+        pooled = self.pool_boxes(features, proposals, xla=xla_features)  # [B, P, 7, 7, F]
         class_logits, box_deltas = self.box_head(pooled)
         detections = self.detection_layer(proposals, valid, class_logits, box_deltas)
         mask_probs = self._mask_probs(features, detections)  # [B, D, M, M]
@@ -92,6 +90,12 @@ class MaskRCNN(keras.Model):
         """Whether the box RoIAlign of the losses and both of inference pool by crop_and_resize: not when the whole
         step is compiled by XLA (``train.jit_compile``), which cannot compile it."""
         return self.config.train.crop_roi_align and not self.config.train.jit_compile
+
+    def pool_boxes(self, features, rois, xla):
+        """Box RoIAlign of ``rois`` ``[B, R, 4]`` from ``[P2 ..]``: ``[B, R, 7, 7, F]``, by crop_and_resize where
+        :attr:`crop_roi_align`, otherwise by gather, compiled by XLA when ``xla`` (a fixed ``R``)."""
+        crop = self.crop_roi_align
+        return self.box_roi_align(features[:ROI_LEVELS], rois, crop=crop, jit_compile=xla and not crop)
 
     def _mask_probs(self, features, detections):
         """Mask probabilities ``[B, D, M, M]`` of the detections' classes (0 for padding slots).
@@ -183,9 +187,7 @@ class MaskRCNN(keras.Model):
         # A fixed count of sampled RoIs: XLA compiles the RoIAlign's gradient once (``train.crop_roi_align``, or
         # the whole RoIAlign: ``train.xla_roi_align``). The serving graph (``call``) stays free of XLA, which TF
         # Serving's CPU build does not compile by default.
-        crop = self.crop_roi_align
-        pooled = self.box_roi_align(features[:ROI_LEVELS], rois["rois"], crop=crop,
-                                    jit_compile=self.config.train.xla_roi_align and not crop)  # [B, R, 7, 7, F]
+        pooled = self.pool_boxes(features, rois["rois"], xla=self.config.train.xla_roi_align)  # [B, R, 7, 7, F]
         class_logits, box_deltas = self.box_head(pooled)
         return {
             "cls": losses.classification_loss(class_logits, rois["classes"], rois["valid"]),
