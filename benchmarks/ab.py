@@ -6,9 +6,9 @@
                             [--rounds 4] [--steps 3]
 
 Builds two models in one process, the same but for the change, then times ``--steps`` train steps (inferences
-for ``xla_features`` and ``crop_roi_align``) of each in turn, ``--rounds`` times, so
-that a shared machine's drift hits both alike, and prints each one's median (ms) and its first call (tracing, and
-XLA compiling) as one JSON line. Input: ``speed.py``'s synthetic ellipse, GroupNorm. Changes:
+for ``xla_features`` and ``crop_roi_align``) of each in turn, ``--rounds`` times, so that a shared machine's drift
+hits both alike, and prints each one's median (ms) and its first call (tracing, and XLA compiling) as one JSON
+line. Input: ``speed.py``'s synthetic ellipse, GroupNorm. Changes:
 
 - ``fused_sgd``: ``keras.optimizers.SGD`` against :class:`mrcnn_tf.optimizer.FusedSGD`, the same schedule,
   momentum, weight decay and clipping (the same arithmetic, ``tests/test_optimizer.py``);

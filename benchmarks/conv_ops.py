@@ -71,13 +71,13 @@ def kernels(shape, k, filters, stride, padding):
 
 def time_convolution(shape, k, filters, stride, padding, steps):
     """ms of each part of one convolution: plain TF op, under XLA and (3x3 stride 1) by patches."""
-    times = {}
-    for part, (fn, args) in kernels(shape, k, filters, stride, padding).items():
+    times, parts = {}, kernels(shape, k, filters, stride, padding)
+    for part, (fn, args) in parts.items():
         for way, jit in (("tf", False), ("xla", True)):
             compiled = tf.function(fn, jit_compile=jit)
             times[f"{part}_{way}"] = speed.median_ms(lambda: compiled(*args).numpy(), steps)
     if k > 1 and stride == 1 and padding == "SAME":
-        x, dy = kernels(shape, k, filters, stride, padding)["filter_gradient"][1]
+        x, dy = parts["filter_gradient"][1]
         times["filter_gradient_patches"] = speed.median_ms(
             lambda: conv_ops.same_filter_gradient(x, dy, k).numpy(), steps)
     return times

@@ -8,9 +8,8 @@ first matmul on 512 RoIs (with numpy's matmul of the same size beside it), a 3x3
 64x64 map (P2 of a 256-px image), RoIAlign of 1000 proposals (7x7) and of 100 detections (14x14) over P2-P5 by
 gather (plain and XLA-compiled) and by crop_and_resize, RoIAlign of 512 sampled RoIs forward and feature gradient as
 the train step runs it (all under XLA, or crop_and_resize forward and XLA gradient), the box head on 1000 proposals
-and the mask head on 100 detections, with its parts, and one of its 3x3
-convolutions direct and by Winograd F(2x2, 3x3) (``mrcnn_tf.ops.winograd``; each also XLA-compiled). Prints one JSON
-line.
+and the mask head on 100 detections, with its parts, and one of its 3x3 convolutions direct and by Winograd
+F(2x2, 3x3) (``mrcnn_tf.ops.winograd``; each also XLA-compiled). Prints one JSON line.
 """
 import argparse
 import json
