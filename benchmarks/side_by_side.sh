@@ -1,20 +1,31 @@
 #!/bin/bash
 # Speed of our Mask R-CNN beside torchvision's on the same synthetic work, one run after the other, and the
-# ratios. Usage: bash benchmarks/side_by_side.sh [--steps 10]   (prints JSON lines; about 6 minutes here)
+# ratios. Usage: bash benchmarks/side_by_side.sh [--rounds 1] [--steps 10]
+# Each round runs torchvision's script, ours with GroupNorm and ours with frozen BatchNorm (about 9 minutes here),
+# torchvision first in odd rounds and last in even ones, so that a machine slowing down or speeding up during the
+# run does not favour either side. Prints every JSON line, each round's ratios, and with several rounds the median
+# of the rounds' ratios.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 python=${PYTHON:-python}
-peer=$(bash "${PEER_SCRIPT:-$here/../../shared/bench/peer_torchvision.sh}" --image-size 256 --batch-size 1 "$@")
-ours=$("$python" "$here/speed.py" --image-size 256 --batch-size 1 "$@")
-ours_bn=$("$python" "$here/speed.py" --image-size 256 --batch-size 1 --norm frozen_bn --no-ours "$@")
-echo "$peer"
-echo "$ours"
-echo "$ours_bn"
-"$python" - "$peer" "$ours" "$ours_bn" <<'PY'
-import json, sys
-peer, ours, ours_bn = (json.loads(line) for line in sys.argv[1:])
-for name, run in (("group_norm", ours), ("frozen_bn", ours_bn)):
-    print(json.dumps({"ratio_to_torchvision": name,
-                      "train_step": round(run["train_step_ms"] / peer["train_step_ms"], 3),
-                      "inference": round(run["inference_ms"] / peer["inference_ms"], 3)}))
-PY
+rounds=1
+if [[ ${1:-} == --rounds ]]; then
+  rounds=$2
+  shift 2
+fi
+lines=$(mktemp)
+trap 'rm -f "$lines"' EXIT
+peer() { echo "peer $(bash "${PEER_SCRIPT:-$here/../../shared/bench/peer_torchvision.sh}" --image-size 256 \
+  --batch-size 1 "$@")" >> "$lines"; }
+ours() {
+  local more=()
+  ((round > 1)) && more=(--no-ours)  # our own defaults' figures once is enough
+  echo "group_norm $("$python" "$here/speed.py" --image-size 256 --batch-size 1 "${more[@]}" "$@")" >> "$lines"
+  echo "frozen_bn $("$python" "$here/speed.py" --image-size 256 --batch-size 1 --norm frozen_bn --no-ours \
+    "$@")" >> "$lines"
+}
+for ((round = 1; round <= rounds; round++)); do
+  echo "round $round" >> "$lines"
+  if ((round % 2)); then peer "$@"; ours "$@"; else ours "$@"; peer "$@"; fi
+done
+"$python" "$here/side_by_side_ratios.py" < "$lines"
