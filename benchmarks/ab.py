@@ -1,14 +1,14 @@
 """What one speed change buys: train steps (or inferences) with and without it, interleaved in one process.
 
     python benchmarks/ab.py --change fused_sgd|xla_roi_align|xla_group_norm|xla_conv|xla_features|crop_roi_align|
-                                     crop_roi_align_train|winograd_mask_head
+                                     crop_roi_align_train
                             [--settings torchvision|ours]
                             [--rounds 4] [--steps 3]
 
 Builds two models in one process, the same but for the change, then times ``--steps`` train steps (inferences
-for ``xla_features``, ``crop_roi_align`` and ``winograd_mask_head``) of each in turn, ``--rounds`` times, so that a
-shared machine's drift hits both alike, and prints each one's median (ms) and its first call (tracing, and XLA
-compiling) as one JSON line. Input: ``speed.py``'s synthetic ellipse, GroupNorm. Changes:
+for ``xla_features`` and ``crop_roi_align``) of each in turn, ``--rounds`` times, so that a shared machine's drift
+hits both alike, and prints each one's median (ms) and its first call (tracing, and XLA compiling) as one JSON
+line. Input: ``speed.py``'s synthetic ellipse, GroupNorm. Changes:
 
 - ``fused_sgd``: ``keras.optimizers.SGD`` against :class:`mrcnn_tf.optimizer.FusedSGD`, the same schedule,
   momentum, weight decay and clipping (the same arithmetic, ``tests/test_optimizer.py``);
@@ -26,10 +26,7 @@ compiling) as one JSON line. Input: ``speed.py``'s synthetic ellipse, GroupNorm.
   before) or by ``tf.image.crop_and_resize`` (the same values, ``tests/ops/test_roi_align.py``);
 - ``crop_roi_align_train``: ``train.crop_roi_align`` off and on (the losses' box RoIAlign all under XLA, or its
   forward by crop_and_resize and its gradient under XLA: the same values and gradients,
-  ``tests/ops/test_roi_align.py``);
-- ``winograd_mask_head``: inference (``xla_features`` on) with ``inference.winograd_mask_head`` off and on (the
-  mask head's 3x3 convolutions direct, or by Winograd F(2x2, 3x3): the same masks, ``tests/layers/test_heads.py``,
-  ``tests/test_model.py``).
+  ``tests/ops/test_roi_align.py``).
 """
 import argparse
 import json
@@ -87,11 +84,11 @@ def pool_by_gather(model):
     return model
 
 
-def inference_step(xla_features, patch=lambda model: model, **inference):
+def inference_step(xla_features, patch=lambda model: model):
     """``(config, batch) -> step``: one inference of the batch's images, as ``speed.py`` times it, by the model
-    ``patch`` returns, with these ``inference`` settings."""
+    ``patch`` returns."""
     def make(config, batch):
-        model = patch(compile_model(config.replace(inference=inference) if inference else config))
+        model = patch(compile_model(config))
         infer = tf.function(lambda x: model(x, training=False, xla_features=xla_features))
         images = tf.constant(batch["images"])
         return lambda: infer(images)["masks"].numpy()
@@ -111,8 +108,6 @@ CHANGES = {  # change -> (what is timed, (name, make) without it, (name, make) w
                        ("crop_roi_align", inference_step(True))),
     "crop_roi_align_train": ("train", ("xla_roi_align", train_setting("crop_roi_align", False)),
                              ("crop_roi_align", train_setting("crop_roi_align", True))),
-    "winograd_mask_head": ("inference", ("direct_mask_head", inference_step(True, winograd_mask_head=False)),
-                           ("winograd_mask_head", inference_step(True, winograd_mask_head=True))),
 }
 
 

@@ -52,9 +52,8 @@ STAGES = ("backbone + FPN", "RPN head + RPN targets/losses", "proposals (top-k, 
 
 def inference_upto(model, images, stage):
     """The inference pass cut after ``stage`` (1 backbone+FPN ... 6 mask pasting), reduced to a scalar; backbone
-    + FPN and RPN head under XLA when ``inference.xla_features`` says so, the mask head then by Winograd
-    (``inference.winograd_mask_head``), and the RoIAligns by crop_and_resize (``train.crop_roi_align``), as
-    ``inference.detect`` runs them."""
+    + FPN and RPN head under XLA when ``inference.xla_features`` says so, and the RoIAligns by crop_and_resize
+    (``train.crop_roi_align``), as ``inference.detect`` runs them."""
     xla = model.config.inference.xla_features
     features = model.extract_features(images, xla=xla)
     out = [tf.reduce_sum(f) for f in features]
@@ -70,7 +69,7 @@ def inference_upto(model, images, stage):
         detections = model.detection_layer(proposals, valid, class_logits, box_deltas)
         out.append(tf.reduce_sum(detections["boxes"]))
     if stage >= 5:
-        mask_probs = model._mask_probs(features, detections, winograd=xla and model.winograd_mask_head)
+        mask_probs = model._mask_probs(features, detections)
         out.append(tf.reduce_sum(mask_probs))
     if stage >= 6:
         size = model.config.image_size

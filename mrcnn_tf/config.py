@@ -117,9 +117,6 @@ class InferenceConfig:
     # in-process inference (detect, evaluate) runs backbone + FPN and the RPN head under XLA: faster
     # on CPU (one compile per batch shape); exported SavedModels stay XLA-free
     xla_features: bool = True
-    # with xla_features, on a CPU in float32: the mask head's 3x3 convolutions by Winograd F(2x2, 3x3), 2.25x fewer
-    # FLOPs (tile transforms under XLA, compiled once per power-of-two RoI count); exported SavedModels stay direct
-    winograd_mask_head: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

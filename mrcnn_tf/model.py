@@ -71,15 +71,14 @@ class MaskRCNN(keras.Model):
         ``xla_features``: backbone + FPN and the RPN head compiled by XLA (``inference.xla_features``; off by
         default so that exported graphs stay XLA-free). Both RoIAligns pool by crop_and_resize
         (``train.crop_roi_align``, unless ``train.jit_compile``: then the box one by gather, under XLA with
-        ``xla_features``), and with ``xla_features`` the mask head's convolutions by Winograd
-        (:attr:`winograd_mask_head`): the fastest forward on CPU."""
+        ``xla_features``): the fastest forward on CPU."""
         features = self.extract_features(images, xla=xla_features)  # [P2 .. P6]
         rpn_logits, rpn_deltas = self.rpn_head(features, xla=xla_features)  # [B, N], [B, N, 4]
         proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=False)  # [B, P, 4]
         pooled = self.pool_boxes(features, proposals, xla=xla_features)  # [B, P, 7, 7, F]
         class_logits, box_deltas = self.box_head(pooled)
         detections = self.detection_layer(proposals, valid, class_logits, box_deltas)
-        mask_probs = self._mask_probs(features, detections, winograd=xla_features and self.winograd_mask_head)
+        mask_probs = self._mask_probs(features, detections)  # [B, D, M, M]
         size = self.config.image_size
         pasted = mask_ops.paste_masks(mask_probs, detections["boxes"], size, size)  # [B, D, S, S]
         detections["mask_probs"] = mask_probs
@@ -98,24 +97,16 @@ class MaskRCNN(keras.Model):
         crop = self.crop_roi_align
         return self.box_roi_align(features[:ROI_LEVELS], rois, crop=crop, jit_compile=xla and not crop)
 
-    @property
-    def winograd_mask_head(self):
-        """Whether inference under ``xla_features`` runs the mask head's 3x3 convolutions by Winograd
-        (``inference.winograd_mask_head``): a CPU measure, in float32 only."""
-        return (self.config.inference.winograd_mask_head and self.mask_head.compute_dtype == "float32"
-                and not tf.config.list_physical_devices("GPU"))
-
-    def _mask_probs(self, features, detections, winograd=False):
+    def _mask_probs(self, features, detections):
         """Mask probabilities ``[B, D, M, M]`` of the detections' classes (0 for padding slots).
 
-        Valid detections come first, so the mask head runs on the first ``max(num_detections)`` slots only
-        (``winograd``: rounded up to a power of two, so that XLA compiles its few programs once).
+        Valid detections come first, so the mask head runs on the first ``max(num_detections)`` slots only.
         """
         slots = detections["boxes"].shape[1]
-        count = self._head_count(slots, detections["num_detections"], powers_of_two=winograd)
+        count = self._head_count(slots, detections["num_detections"])
         boxes, classes = detections["boxes"][:, :count], detections["classes"][:, :count]
         pooled = self.mask_roi_align(features[:ROI_LEVELS], boxes, crop=self.crop_roi_align)  # [B, count, 14, 14, F]
-        mask_logits = self.mask_head(pooled, winograd=winograd)  # [B, count, M, M, K]
+        mask_logits = self.mask_head(pooled)  # [B, count, M, M, K]
         mask_probs = tf.sigmoid(tf.gather(mask_logits, classes, axis=4, batch_dims=2))
         mask_probs *= tf.cast(detections["valid"][:, :count], tf.float32)[..., None, None]
         return tf.pad(mask_probs, [[0, 0], [0, slots - count], [0, 0], [0, 0]])
@@ -127,21 +118,16 @@ class MaskRCNN(keras.Model):
         cfg = self.config.roi
         return min(cfg.mask_rois_per_image, int(cfg.batch_size_per_image * cfg.positive_fraction))
 
-    def _head_count(self, slots, counts, powers_of_two=False):
+    def _head_count(self, slots, counts):
         """How many of ``slots`` leading RoI slots the mask head runs on, for per-image ``counts`` ``[B]``.
 
         The mask head costs ~1 GFLOP per RoI forward, so it skips padding: with a dynamic count it runs on the
-        largest count of the batch, and on at least one slot (a 1x1 conv of an empty batch fails on oneDNN);
-        ``powers_of_two``: that count rounded up to 1, 2, 4, ... or ``slots``. Under XLA (``train.jit_compile``)
-        shapes must be static: all slots.
+        largest count of the batch, and on at least one slot (a 1x1 conv of an empty batch fails on oneDNN).
+        Under XLA (``train.jit_compile``) shapes must be static: all slots.
         """
         if self.config.train.jit_compile:
             return slots
-        count = tf.clip_by_value(tf.reduce_max(counts), 1, slots)
-        if not powers_of_two:
-            return count
-        sizes = tf.constant([2 ** k for k in range(max(slots - 1, 1).bit_length())] + [slots])  # 1, 2, 4, .., slots
-        return tf.reduce_min(tf.boolean_mask(sizes, sizes >= count))
+        return tf.clip_by_value(tf.reduce_max(counts), 1, slots)
 
     def extract_features(self, images, training=False, xla=False):
         """Backbone + FPN: ``[B, S, S, 3]`` 0-255 -> ``[P2, P3, P4, P5, P6]``; ``xla``: inference only, as one

@@ -94,10 +94,9 @@ LOAD_WITHOUT_PACKAGE = textwrap.dedent("""
 
 
 def test_export_runs_without_the_package_and_matches_detect(exported, tmp_path):
-    # detect() runs backbone + FPN and RPN head under XLA and the mask head by Winograd (the model's config), the
-    # export without either: the same detections.
+    # detect() runs backbone + FPN and RPN head under XLA (the model's config), the export without: the same
+    # detections.
     model, export_dir = exported
-    assert model.winograd_mask_head
     images = ellipse_images()
     np.save(tmp_path / "images.npy", images)
     (tmp_path / "serve.py").write_text(LOAD_WITHOUT_PACKAGE)
@@ -130,8 +129,8 @@ def test_the_saved_model_has_no_xla(exported):
 
 def test_exporting_in_process_after_xla_calls_leaves_them_out(tmp_path, monkeypatch):
     # train.py exports the model it trained, whose XLA functions (GroupNorm's and the convolutions' training calls,
-    # the crop RoIAlign's gradient, inference's backbone + FPN, RPN head and Winograd mask head) have been traced by
-    # then: none may reach the SavedModel.
+    # the crop RoIAlign's gradient, inference's backbone + FPN and RPN head) have been traced by then: none may reach
+    # the SavedModel.
     model = build_model(tiny_config(train={"xla_group_norm": True, "xla_conv": True},
                                     inference={"xla_features": True}))
     norm, conv = model.backbone.get_layer("conv1_gn"), model.backbone.get_layer("conv1_conv")

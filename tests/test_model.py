@@ -146,44 +146,6 @@ def test_mask_head_on_the_detections_only_matches_every_slot():
         np.testing.assert_allclose(dynamic[key], static[key], atol=1e-5, err_msg=key)
 
 
-@pytest.fixture(scope="module")
-def untrained():
-    return build_model(tiny_config())
-
-
-def test_head_count_rounds_up_to_powers_of_two_for_winograd(untrained):
-    for slots, counts, plain, rounded in ((6, [3, 1], 3, 4), (6, [5, 0], 5, 6), (6, [0, 0], 1, 1),
-                                          (100, [33], 33, 64), (100, [64], 64, 64), (100, [65], 65, 100)):
-        counts = tf.constant(counts)
-        assert int(untrained._head_count(slots, counts)) == plain
-        assert int(untrained._head_count(slots, counts, powers_of_two=True)) == rounded
-
-
-def test_mask_probs_by_winograd_on_rounded_slots_match_the_plain_head():
-    # 3 detections: the Winograd head runs on 4 slots (one padding slot) and gives the plain head's masks.
-    keras.utils.set_random_seed(0)
-    config = tiny_config(inference={"score_threshold": 0.0, "max_detections": 3})
-    model = build_model(config)
-    assert model.winograd_mask_head
-    images = ellipse_batch(config)[2]["images"]
-    features = model.extract_features(images)
-    logits, deltas = model.rpn_head(features)
-    proposals, valid = model.proposal_layer(logits, deltas, training=False)
-    class_logits, box_deltas = model.box_head(model.pool_boxes(features, proposals, xla=False))
-    detections = model.detection_layer(proposals, valid, class_logits, box_deltas)
-    assert detections["num_detections"].numpy().tolist() == [3]
-    plain = model._mask_probs(features, detections)
-    winograd = model._mask_probs(features, detections, winograd=True)
-    assert float(tf.reduce_max(plain)) > 0.1
-    np.testing.assert_allclose(winograd, plain, atol=1e-5)
-
-
-def test_winograd_mask_head_is_a_cpu_measure(untrained, monkeypatch):
-    assert untrained.winograd_mask_head
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
-    assert not untrained.winograd_mask_head
-
-
 def test_mask_loss_on_the_positives_only_matches_every_slot():
     keras.utils.set_random_seed(0)
     config = tiny_config(roi={"mask_rois_per_image": 8})

@@ -1,28 +1,11 @@
 """Mask head: four 3x3 convs of 256, a 2x transposed conv, and one mask logit map per class.
 
-Shape letters: ``B`` batch, ``R`` RoIs, ``K`` classes, ``F`` channels, ``M`` mask side (2x the pooled side),
-``N = B * R`` maps, ``T`` Winograd tiles of all maps (``ops.winograd``).
+Shape letters: ``B`` batch, ``R`` RoIs, ``K`` classes, ``F`` channels, ``M`` mask side (2x the pooled side).
 """
 import keras
 import tensorflow as tf
 
 from mrcnn_tf.backbone import normalization
-from mrcnn_tf.ops import winograd
-from mrcnn_tf.ops.group_norm import group_norm
-
-_input_tiles_xla = tf.function(winograd.input_tiles, jit_compile=True)
-
-
-@tf.function(jit_compile=True)
-def _conv_tail_xla(m, bias, gamma, beta, groups, epsilon, height, width, next_tiles):
-    """One Winograd convolution from its products ``m`` [16, T, F] on: the output map, its bias, GroupNorm (none when
-    ``gamma`` is None) and ReLU, then the next convolution's input tiles [16, T, F] when ``next_tiles``, else the
-    map [N, H, W, F]. One XLA program per shape: the map never leaves it between two convolutions."""
-    x = winograd.output_map(m, height, width) + bias  # [N, H, W, F]
-    if gamma is not None:
-        x = group_norm(x, gamma, beta, groups, epsilon)
-    x = tf.nn.relu(x)
-    return winograd.input_tiles(x) if next_tiles else x
 
 
 class MaskHead(keras.layers.Layer):
@@ -44,34 +27,11 @@ class MaskHead(keras.layers.Layer):
                                                      kernel_initializer=init, name="upsample")
         self.logits = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="mask_logits")
 
-    def call(self, pooled, training=None, winograd=False):
-        """``winograd``: the 3x3 convolutions by Winograd F(2x2, 3x3), their tile transforms, bias, GroupNorm and
-        ReLU compiled by XLA (one compile per RoI count): for inference in float32, where the model asks for it."""
+    def call(self, pooled, training=None):
         shape = tf.shape(pooled)
-        x = tf.reshape(pooled, [-1] + pooled.shape[2:].as_list())  # [B*R, 14, 14, F]
-        if winograd:
-            x = self._winograd_convs(x)
-        else:
-            for conv, norm in zip(self.convs, self.norms):
-                x = conv(x)
-                x = tf.nn.relu(norm(x, training=training) if norm is not None else x)
+        x = tf.reshape(pooled, tf.concat([[-1], shape[2:]], 0))  # [B*R, 14, 14, F]
+        for conv, norm in zip(self.convs, self.norms):
+            x = conv(x)
+            x = tf.nn.relu(norm(x, training=training) if norm is not None else x)
         logits = self.logits(self.upsample(x))  # [B*R, 28, 28, K]
         return tf.reshape(logits, tf.concat([shape[:2], tf.shape(logits)[1:]], 0))
-
-    def _winograd_convs(self, x):
-        """The convolutions, norms and ReLUs of ``x`` [N, H, W, F] as :meth:`call` runs them plain (to float32
-        rounding), the channel mixing of each as one batched matmul [16, T, F] x [16, F, F] (TF's: XLA's is
-        slower)."""
-        height, width = x.shape[1], x.shape[2]
-        if self.compute_dtype != "float32" or height is None or width is None:
-            raise ValueError("MaskHead(winograd=True) is for float32 maps of a static size")
-        tiles = _input_tiles_xla(x)  # [16, T, F]
-        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            products = tf.matmul(tiles, winograd.transform_kernel(tf.convert_to_tensor(conv.kernel)))  # [16, T, F]
-            gamma, beta, groups, epsilon = None, None, 0, 0.0
-            if norm is not None:
-                gamma, beta = tf.convert_to_tensor(norm.gamma), tf.convert_to_tensor(norm.beta)
-                groups, epsilon = norm.groups, norm.epsilon
-            tiles = _conv_tail_xla(products, tf.convert_to_tensor(conv.bias), gamma, beta, groups, epsilon, height,
-                                   width, i + 1 < len(self.convs))
-        return tiles  # the last one's map [N, H, W, F]

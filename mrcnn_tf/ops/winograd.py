@@ -4,10 +4,14 @@ input-output channel pair instead of 36, so the channel mixing (one batched matm
 the direct convolution. The tile transforms around it are additions.
 
 The same cross-correlation as ``tf.nn.conv2d(x, kernel, 1, "SAME")``, to float32 rounding; differentiable (every
-step is a linear TF op). The tile transforms are memory-bound: as separate TF ops they cost more than the FLOPs
-saved, compiled by XLA they do not, while XLA's own matmul is slower than TF's. So the mask head's in-process
-inference (``MaskHead.call(winograd=True)``) runs :func:`input_tiles` and :func:`output_map` under XLA and the
-batched matmul between them as TF's op (README, "Winograd for the mask head at inference").
+step is a linear TF op). Tried for the mask head's four 256-channel convolutions on 14x14 RoIs, which are near
+this CPU's peak FLOP/s as direct convolutions; it does not pay there on this AVX2 CPU (``benchmarks/kernels.py``
+times both: 100 RoIs, 176 ms direct, 451 ms by Winograd as separate TF ops, whose tile transforms are
+memory-bound, 168 ms compiled by XLA), so the model does not use it. Tried again in the whole inference
+(2026-12-02: the tile transforms with the bias, GroupNorm and ReLU under XLA, the batched matmul TF's, for all four
+convolutions): ``ab.py`` gave 1547.7 against 1525.1 ms, -1.5%, and it was taken out. The four batched matmuls took
+417 ms where the direct convolutions took 842 ms, but the XLA transforms took 294 ms more: each convolution writes
+and reads 80 MB of transformed tiles and products, and this machine writes a fresh 80 MB in about 33 ms under XLA.
 
 Shape letters: ``N`` maps, ``H``, ``W`` map size, ``C_in``, ``C_out`` channels, ``T = N * tiles_h * tiles_w`` 2x2
 output tiles (``tiles_h = ceil(H / 2)``), 16 the taps of a 4x4 transformed tile.
@@ -73,46 +77,17 @@ def transform_output(m, n, tiles_h, tiles_w):
     return tf.nn.depth_to_space(tf.concat([y00, y01, y10, y11], -1), 2)  # y_pq to pixel (2i + p, 2j + q)
 
 
-def _tile_counts(height, width):
-    return (height + 1) // 2, (width + 1) // 2
-
-
-def input_tiles(x):
-    """The transformed input windows of a 3x3 ``SAME`` convolution of ``x``.
-
-    Args:
-      x: [N, H, W, C_in], ``H`` and ``W`` static.
-    Returns:
-      [16, T, C_in].
-    """
-    height, width = x.shape[1], x.shape[2]
-    tiles_h, tiles_w = _tile_counts(height, width)
-    padded = tf.pad(x, [[0, 0], [1, 1 + 2 * tiles_h - height], [1, 1 + 2 * tiles_w - width], [0, 0]])
-    return transform_input(padded, tiles_h, tiles_w)
-
-
-def output_map(m, height, width):
-    """The convolution's output from the transformed products of :func:`input_tiles`.
-
-    Args:
-      m: [16, T, C_out], ``input_tiles(x) @ transform_kernel(kernel)``.
-      height, width: Python ints, the input's ``H`` and ``W``.
-    Returns:
-      [N, H, W, C_out].
-    """
-    tiles_h, tiles_w = _tile_counts(height, width)
-    n = tf.shape(m)[1] // (tiles_h * tiles_w)
-    return transform_output(m, n, tiles_h, tiles_w)[:, :height, :width]
-
-
 def conv3x3(x, kernel):
     """``tf.nn.conv2d(x, kernel, 1, "SAME")`` by Winograd F(2x2, 3x3).
 
     Args:
-      x: [N, H, W, C_in] float, ``H`` and ``W`` static.
+      x: [N, H, W, C_in] float.
       kernel: [3, 3, C_in, C_out], same dtype.
     Returns:
       [N, H, W, C_out].
     """
-    m = tf.matmul(input_tiles(x), transform_kernel(kernel))  # [16, T, C_out]
-    return output_map(m, x.shape[1], x.shape[2])
+    n, h, w = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+    tiles_h, tiles_w = (h + 1) // 2, (w + 1) // 2
+    padded = tf.pad(x, [[0, 0], [1, 1 + 2 * tiles_h - h], [1, 1 + 2 * tiles_w - w], [0, 0]])
+    m = tf.matmul(transform_input(padded, tiles_h, tiles_w), transform_kernel(kernel))  # [16, T, C_out]
+    return transform_output(m, n, tiles_h, tiles_w)[:, :h, :w]

@@ -131,29 +131,6 @@ def test_mask_head_shapes(norm):
     assert mask_logits.dtype == tf.float32
 
 
-@pytest.mark.parametrize("norm,size", [("frozen_bn", 14), ("group_norm", 14), ("group_norm", 7)])
-def test_mask_head_by_winograd_matches_the_plain_head(norm, size):
-    # The same logits, with and without a GroupNorm after each conv, on even and odd map sizes; odd random biases
-    # and GroupNorm weights, so that a bias, gamma or beta left out (or a ReLU before the norm) shows.
-    head = MaskHead(NUM_CLASSES, conv_dim=8, norm=norm, groups=4)
-    pooled = _random((2, 3, size, size, 8), seed=3)
-    head(pooled)
-    head.set_weights([w + 0.5 * _random(w.shape, seed=i).numpy() if w.ndim == 1 else w
-                      for i, w in enumerate(head.get_weights())])
-    plain = head(pooled)
-    winograd = head(pooled, winograd=True)
-    assert winograd.shape == plain.shape
-    scale = float(tf.reduce_max(tf.abs(plain)))
-    assert scale > 1.0
-    np.testing.assert_allclose(winograd, plain, rtol=1e-4, atol=1e-5 * scale)
-
-
-def test_mask_head_refuses_winograd_in_float16(mixed_policy):
-    head = MaskHead(NUM_CLASSES, conv_dim=8)
-    with pytest.raises(ValueError, match="float32"):
-        head(_random((1, 2, 14, 14, 8)), winograd=True)
-
-
 def test_mask_head_rois_are_independent():
     # Each RoI's masks depend on its own pooled features only (the [B*R] reshape keeps RoIs apart).
     head = MaskHead(NUM_CLASSES, conv_dim=8)
