@@ -54,7 +54,7 @@ class MaskRCNN(keras.Model):
         )
         self.box_head = BoxHead(config.num_classes, roi.fc_dim, name="box_head")
         self.mask_head = MaskHead(config.num_classes, roi.mask_conv_dim, roi.mask_num_convs, norm, groups,
-                                  xla_norm, name="mask_head")
+                                  name="mask_head")
         inference = config.inference
         self.detection_layer = DetectionLayer(
             config.image_size, roi.box_weights, inference.score_threshold, inference.nms_iou,

@@ -1,7 +1,8 @@
 """Group normalisation (Wu & He, 2018) as a pure function, and the same function compiled by XLA.
 
 ``group_norm_xla`` is one module-level ``tf.function``: XLA compiles one program per distinct input shape, which
-the 65 GroupNorm layers of ResNet50 + FPN + mask head share (a layer-bound function would compile once per layer).
+the 61 GroupNorm layers of ResNet50 + FPN share (a layer-bound function would compile once per layer; the mask
+head's 4 stay plain, its RoI count changing from step to step).
 
 Shape letters: ``B`` batch (or RoIs), ``C`` channels; ``groups`` splits ``C`` into groups of ``C // groups``.
 """
