@@ -4,8 +4,8 @@
 
 Torchvision's settings and ``speed.py``'s synthetic ellipse, GroupNorm, the model run as ``speed.py`` times it
 (inference as ``inference.detect`` runs it). Three warm-up calls, then ``--steps`` profiled ones; prints, per call,
-the milliseconds of each op type and of the ``--top`` slowest ops (an XLA program counts as one op,
-``ExecuteAsyncOnStream``; times under the profiler run somewhat above plain ones, and ops that run concurrently on
+the milliseconds of each op type and of the ``--top`` slowest ops (the runs of XLA programs count as one type;
+times under the profiler run somewhat above plain ones, and ops that run concurrently on
 TF's two inter-op threads both count).
 """
 import argparse
@@ -28,6 +28,9 @@ import speed  # noqa: E402
 from mrcnn_tf.training import compile_model  # noqa: E402
 
 
+XLA_RUN = "CpuExecutable::ExecuteAsyncOnStream"  # one run of an XLA-compiled program
+
+
 def op_times(space, calls):
     """``(by type, by op)``: Counters of ms per call, from the TF op events of the host's executor threads."""
     by_type, by_op = collections.Counter(), collections.Counter()
@@ -37,11 +40,15 @@ def op_times(space, calls):
             if not line.name.startswith("tf_Compute"):  # TF's executor threads (not Eigen's workers inside ops)
                 continue
             for event in line.events:
-                name = names[event.metadata_id].name  # "scope/op:Type", or the executor's own events
-                if ":" not in name or name.startswith("Threadpool"):
+                name = names[event.metadata_id].name  # "scope/op:Type", or the runtime's own "Class::method"
+                if name == XLA_RUN:
+                    kind = name = "XLA programs"
+                elif "::" in name or ":" not in name:  # the executor's bookkeeping, which encloses the ops
                     continue
+                else:
+                    kind = name.rsplit(":", 1)[-1]
                 ms = event.duration_ps / 1e9 / calls
-                by_type[name.rsplit(":", 1)[-1]] += ms
+                by_type[kind] += ms
                 by_op[name] += ms
     return by_type, by_op
 
