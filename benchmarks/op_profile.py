@@ -82,10 +82,10 @@ def main():
         with open(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0], "rb") as f:
             space.ParseFromString(f.read())
     by_type, by_op = op_times(space, args.steps)
-    print(f"{args.what}: ms per call by op type", file=sys.stderr)
+    print(f"{args.what}: ms per call by op type")
     for name, ms in by_type.most_common(args.top):
         print(f"{ms:9.1f}  {name}")
-    print(f"{args.what}: the {args.top} slowest ops, ms per call", file=sys.stderr)
+    print(f"{args.what}: the {args.top} slowest ops, ms per call")
     for name, ms in by_op.most_common(args.top):
         print(f"{ms:9.1f}  {name}")
 

@@ -1,28 +1,36 @@
 #!/bin/bash
 # Speed of our Mask R-CNN beside torchvision's on the same synthetic work, one run after the other, and the
-# ratios. Usage: bash benchmarks/side_by_side.sh [--rounds 1] [--steps 10]
+# ratios. Usage: bash benchmarks/side_by_side.sh [--rounds N] [--steps 10]   (--rounds, if given, comes first)
 # Each round runs torchvision's script, ours with GroupNorm and ours with frozen BatchNorm (about 9 minutes here),
 # torchvision first in odd rounds and last in even ones, so that a machine slowing down or speeding up during the
 # run does not favour either side. Prints every JSON line, each round's ratios, and with several rounds the median
-# of the rounds' ratios.
+# of the rounds' ratios. Stops at the first run that fails.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 python=${PYTHON:-python}
 rounds=1
 if [[ ${1:-} == --rounds ]]; then
-  rounds=$2
+  rounds=${2:-}
+  if ! [[ $rounds =~ ^[1-9][0-9]*$ ]]; then
+    echo "side_by_side.sh: --rounds takes a positive whole number, got '$rounds'" >&2
+    exit 2
+  fi
   shift 2
 fi
 lines=$(mktemp)
 trap 'rm -f "$lines"' EXIT
-peer() { echo "peer $(bash "${PEER_SCRIPT:-$here/../../shared/bench/peer_torchvision.sh}" --image-size 256 \
-  --batch-size 1 "$@")" >> "$lines"; }
+peer() {
+  local out
+  out=$(bash "${PEER_SCRIPT:-$here/../../shared/bench/peer_torchvision.sh}" --image-size 256 --batch-size 1 "$@")
+  echo "peer $out" >> "$lines"
+}
 ours() {
-  local more=()
-  ((round > 1)) && more=(--no-ours)  # our own defaults' figures once is enough
-  echo "group_norm $("$python" "$here/speed.py" --image-size 256 --batch-size 1 "${more[@]}" "$@")" >> "$lines"
-  echo "frozen_bn $("$python" "$here/speed.py" --image-size 256 --batch-size 1 --norm frozen_bn --no-ours \
-    "$@")" >> "$lines"
+  local out more=()
+  if ((round > 1)); then more=(--no-ours); fi  # our own defaults' figures once is enough
+  out=$("$python" "$here/speed.py" --image-size 256 --batch-size 1 ${more[@]+"${more[@]}"} "$@")
+  echo "group_norm $out" >> "$lines"
+  out=$("$python" "$here/speed.py" --image-size 256 --batch-size 1 --norm frozen_bn --no-ours "$@")
+  echo "frozen_bn $out" >> "$lines"
 }
 for ((round = 1; round <= rounds; round++)); do
   echo "round $round" >> "$lines"

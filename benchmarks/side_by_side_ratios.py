@@ -22,9 +22,15 @@ def read_rounds(lines):
         if tag == "round":
             rounds.append({})
         elif tag in ("peer",) + NORMS and rounds:
-            rounds[-1][tag] = json.loads(payload)
+            try:
+                rounds[-1][tag] = json.loads(payload)
+            except json.JSONDecodeError:
+                raise ValueError(f"side_by_side_ratios: round {len(rounds)}: {tag} gave no JSON line: "
+                                 f"{payload!r}") from None
         else:
             raise ValueError(f"side_by_side_ratios: unexpected line {line.strip()!r}")
+    if not rounds:
+        raise ValueError("side_by_side_ratios: no round in the input")
     missing = [(i + 1, key) for i, run in enumerate(rounds) for key in ("peer",) + NORMS if key not in run]
     if missing:
         raise ValueError(f"side_by_side_ratios: no figures for (round, run) {missing}")

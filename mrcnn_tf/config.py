@@ -137,7 +137,9 @@ class TrainConfig:
     # RoIAlign by crop_and_resize (the same values): inference's two and the losses' box one, whose gradient is then
     # the gather's compiled by XLA; faster on CPU than xla_roi_align, which it replaces; off under jit_compile
     crop_roi_align: bool = True
-    xla_group_norm: bool = True  # backbone and FPN GroupNorms' training calls by XLA (one compile a shape): CPU
+    # backbone and FPN GroupNorms' training calls compiled by XLA (one compile a shape): faster on CPU; the mask
+    # head's stay plain (its RoI count changes every step)
+    xla_group_norm: bool = True
     # backbone, FPN and RPN convolutions' training forwards by XLA, input gradients TF's kernels, 3x3 filter gradients
     # as patches @ dy by XLA: faster on CPU (measured on AVX2); a CPU measure, so not applied where a GPU is visible
     xla_conv: bool = True

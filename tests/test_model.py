@@ -191,8 +191,10 @@ def test_xla_setting_gives_the_same_losses_and_gradients(monkeypatch, setting):
     plain = build_model(config.replace(train={setting: False}))
     xla = build_model(config.replace(train={setting: True}))
     xla.set_weights(plain.get_weights())
+    xla_norms = [layer for layer in xla._flatten_layers() if getattr(layer, "xla", False)
+                 and isinstance(layer, group_norm_layer.GroupNormalization)]
     if setting == "xla_group_norm":  # the mask head's RoI count changes every step: no XLA program per count
-        assert xla.backbone.get_layer("conv1_gn").xla and xla.mask_head.norms[0] is not None
+        assert xla.backbone.get_layer("conv1_gn") in xla_norms and xla.mask_head.norms[0] is not None
         assert not any(norm.xla for norm in xla.mask_head.norms)
     _, _, batch = ellipse_batch(config)
     results = []
@@ -219,6 +221,8 @@ def test_xla_setting_gives_the_same_losses_and_gradients(monkeypatch, setting):
     for name in LOSS_NAMES:
         np.testing.assert_allclose(xla_values[name], values[name], rtol=1e-4, atol=1e-6, err_msg=name)
     assert calls and all(caller is xla for caller in calls)  # XLA really ran, in the XLA model only
+    if setting == "xla_group_norm":  # once per backbone and FPN GroupNorm, none for the mask head's
+        assert len(calls) == len(xla_norms)
     assert [g is None for g in xla_gradients] == [g is None for g in gradients]  # e.g. levels the RPN skips
     assert sum(g is not None for g in gradients) > len(gradients) // 2
     for want, got in zip(gradients, xla_gradients):

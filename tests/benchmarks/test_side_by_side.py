@@ -35,39 +35,76 @@ def test_each_round_gives_its_ratios_and_the_median_of_three_rounds():
     assert sum("train_step_ms" in o for o in out) == 9  # every measurement is printed back
 
 
-def test_one_round_has_no_median_and_a_missing_run_is_named():
+def test_one_round_has_no_median_and_a_missing_or_failed_run_is_named():
     ratios = load_benchmark("side_by_side_ratios")
     out = ratios.report(ratios.read_rounds(["round 1"] + _lines((2000, 1000), (1000, 700), (900, 600))))
     assert not any('"median"' in line for line in out)
     with pytest.raises(ValueError, match=r"\(2, 'frozen_bn'\)"):
         one = _lines((1, 1), (1, 1), (1, 1))
         ratios.read_rounds(["round 1"] + one + ["round 2"] + one[:2])
+    with pytest.raises(ValueError, match="round 1: frozen_bn gave no JSON line"):
+        ratios.read_rounds(["round 1"] + one[:2] + ["frozen_bn "])
+    with pytest.raises(ValueError, match="no round"):
+        ratios.read_rounds([])
 
 
-def _fake(tmp_path, name, body):
-    path = tmp_path / name
-    path.write_text(body)
-    return str(path)
+PEER = """
+n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}
+echo "peer $*" >> {log}
+if ((n == 0)); then echo '{{"train_step_ms": 2000, "inference_ms": 1000}}'; else
+  echo '{{"train_step_ms": 1000, "inference_ms": 1000}}'; fi
+"""
+SPEED = """
+import json, sys
+norm = "bn" if "frozen_bn" in sys.argv else "gn"
+open({log!r}, "a").write(norm + " " + " ".join(sys.argv[1:]) + "\\n")
+if norm in {fail!r}:
+    sys.exit(1)
+print(json.dumps({{"train_step_ms": 1000 if norm == "gn" else 800, "inference_ms": 600 if norm == "gn" else 500}}))
+"""
 
 
-def test_the_script_alternates_who_runs_first(tmp_path):
-    """With fake scripts standing in for torchvision's and ``speed.py``, the run order is written to a log."""
-    log = tmp_path / "order.log"
-    figures = '{"train_step_ms": 2000, "inference_ms": 1000}'
-    peer = _fake(tmp_path, "peer.sh", f"echo peer >> {log}\necho '{figures}'\n")
-    bench = tmp_path / "benchmarks"
+def _run_script(tmp_path, args, fail=()):
+    """``side_by_side.sh args`` with fake scripts for torchvision's and ``speed.py``, which log their arguments:
+    ``(completed process, logged lines)``."""
+    log, bench = tmp_path / "order.log", tmp_path / "benchmarks"
     bench.mkdir()
-    (bench / "side_by_side.sh").write_text(open(SCRIPT).read())
-    (bench / "side_by_side_ratios.py").write_text(open(os.path.join(os.path.dirname(SCRIPT),
-                                                                    "side_by_side_ratios.py")).read())
-    (bench / "speed.py").write_text(
-        "import json, sys\n"
-        "run = 'bn' if 'frozen_bn' in sys.argv else 'gn ' + str('--no-ours' in sys.argv)\n"
-        f"open({str(log)!r}, 'a').write(run + '\\n')\n"
-        "print(json.dumps({'train_step_ms': 1000, 'inference_ms': 600}))\n")
-    env = {**os.environ, "PYTHON": sys.executable, "PEER_SCRIPT": peer}
-    result = subprocess.run(["bash", str(bench / "side_by_side.sh"), "--rounds", "2", "--steps", "1"], env=env,
-                            capture_output=True, text=True, check=True)
-    assert log.read_text().split("\n")[:-1] == ["peer", "gn False", "bn", "gn True", "bn", "peer"]
-    medians = [json.loads(line) for line in result.stdout.splitlines() if '"median"' in line]
-    assert [(m["train_step"], m["inference"]) for m in medians] == [(0.5, 0.6), (0.5, 0.6)]
+    benchmarks = os.path.dirname(SCRIPT)
+    for name in ("side_by_side.sh", "side_by_side_ratios.py"):
+        (bench / name).write_text(open(os.path.join(benchmarks, name)).read())
+    (bench / "speed.py").write_text(SPEED.format(log=str(log), fail=tuple(fail)))
+    peer = tmp_path / "peer.sh"
+    peer.write_text(PEER.format(log=log, count=tmp_path / "count"))
+    env = {**os.environ, "PYTHON": sys.executable, "PEER_SCRIPT": str(peer)}
+    result = subprocess.run(["bash", str(bench / "side_by_side.sh")] + args, env=env, capture_output=True, text=True)
+    return result, log.read_text().splitlines() if log.exists() else []
+
+
+def test_the_script_alternates_who_runs_first_and_passes_the_other_flags_on(tmp_path):
+    result, logged = _run_script(tmp_path, ["--rounds", "2", "--steps", "1"])
+    assert result.returncode == 0, result.stderr
+    common = "--image-size 256 --batch-size 1"
+    assert logged == [f"peer {common} --steps 1", f"gn {common} --steps 1",
+                      f"bn {common} --norm frozen_bn --no-ours --steps 1",
+                      f"gn {common} --no-ours --steps 1", f"bn {common} --norm frozen_bn --no-ours --steps 1",
+                      f"peer {common} --steps 1"]
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    ratios = {(o["round"], o["ratio_to_torchvision"]): (o["train_step"], o["inference"])
+              for o in out if "ratio_to_torchvision" in o}
+    # torchvision 2000 / 1000 ms in round 1, 1000 / 1000 in round 2; ours 1000 / 600 (GroupNorm), 800 / 500 (BN)
+    assert ratios[(1, "group_norm")] == (0.5, 0.6) and ratios[(2, "group_norm")] == (1.0, 0.6)
+    assert ratios[("median", "group_norm")] == (0.75, 0.6)
+    assert ratios[("median", "frozen_bn")] == (0.6, 0.5)
+
+
+def test_the_script_stops_at_a_failed_run(tmp_path):
+    result, logged = _run_script(tmp_path, ["--rounds", "2"], fail=("bn",))
+    assert result.returncode != 0
+    assert [line.split()[0] for line in logged] == ["peer", "gn", "bn"]  # nothing ran after the failure
+
+
+@pytest.mark.parametrize("rounds", ["0", "two", None])
+def test_the_script_refuses_a_bad_round_count(tmp_path, rounds):
+    result, logged = _run_script(tmp_path, ["--rounds"] + ([rounds] if rounds else []))
+    assert result.returncode == 2 and "--rounds takes a positive whole number" in result.stderr
+    assert logged == []

@@ -54,7 +54,8 @@ def test_matches_keras_under_mixed_float16():
 
 
 def test_no_rois_is_an_empty_result():
-    # The mask head's GroupNorms see as many rows as a step has positive RoIs: none on a tumour-free slice.
+    # A batch of no rows (a dynamic row count, such as a step's positive RoIs, can reach 0): an empty result and
+    # zero gradients, not NaN from the empty statistics.
     x, gamma, beta = tf.zeros([0, 14, 14, 16]), tf.ones([16]), tf.zeros([16])
     with tf.GradientTape() as tape:
         tape.watch([x, gamma, beta])
