@@ -1,7 +1,7 @@
 """What one speed change buys: train steps (or inferences) with and without it, interleaved in one process.
 
     python benchmarks/ab.py --change fused_sgd|xla_roi_align|xla_group_norm|xla_conv|xla_features|crop_roi_align|
-                                     crop_roi_align_train
+                                     crop_roi_align_train|rpn_matmul
                             [--settings torchvision|ours]
                             [--rounds 4] [--steps 3]
 
@@ -26,7 +26,10 @@ line. Input: ``speed.py``'s synthetic ellipse, GroupNorm. Changes:
   before) or by ``tf.image.crop_and_resize`` (the same values, ``tests/ops/test_roi_align.py``);
 - ``crop_roi_align_train``: ``train.crop_roi_align`` off and on (the losses' box RoIAlign all under XLA, or its
   forward by crop_and_resize and its gradient under XLA: the same values and gradients,
-  ``tests/ops/test_roi_align.py``).
+  ``tests/ops/test_roi_align.py``);
+- ``rpn_matmul``: the RPN head's 1x1 objectness and delta convolutions called level by level as Keras layers (as
+  before commit 8xxxxxx), or as one matrix product each over all levels (the same values and gradients,
+  ``tests/layers/test_heads.py``).
 """
 import argparse
 import json
@@ -84,6 +87,25 @@ def pool_by_gather(model):
     return model
 
 
+def rpn_heads_by_conv(model):
+    """Make ``model``'s RPN head call its 1x1 layers level by level, as before they became matrix products
+    (the same values, ``tests/benchmarks/test_ab.py``)."""
+    head = model.rpn_head
+
+    def heads(features, training):
+        batch = tf.shape(features[0])[0]
+        logits, deltas = [], []
+        for x in features:
+            x = head.conv(x, training=training)
+            count = x.shape[1] * x.shape[2] * head.num_anchors
+            logits.append(tf.reshape(head.objectness(x), [batch, count]))
+            deltas.append(tf.reshape(head.deltas(x), [batch, count, 4]))
+        return tf.concat(logits, axis=1), tf.concat(deltas, axis=1)
+
+    head._heads = heads
+    return model
+
+
 def inference_step(xla_features, patch=lambda model: model):
     """``(config, batch) -> step``: one inference of the batch's images, as ``speed.py`` times it, by the model
     ``patch`` returns."""
@@ -108,6 +130,8 @@ CHANGES = {  # change -> (what is timed, (name, make) without it, (name, make) w
                        ("crop_roi_align", inference_step(True))),
     "crop_roi_align_train": ("train", ("xla_roi_align", train_setting("crop_roi_align", False)),
                              ("crop_roi_align", train_setting("crop_roi_align", True))),
+    "rpn_matmul": ("train", ("rpn_conv", train_step(lambda config: rpn_heads_by_conv(compile_model(config)))),
+                   ("rpn_matmul", train_step(compile_model))),
 }
 
 

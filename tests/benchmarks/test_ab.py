@@ -31,3 +31,21 @@ def test_pool_by_gather_gives_the_same_detections_without_crop_and_resize():
     assert int(want["num_detections"][0]) > 0
     for key in ("boxes", "scores", "mask_probs"):
         np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), atol=1e-4)
+
+
+def test_rpn_heads_by_conv_gives_the_same_outputs():
+    ab = load_benchmark("ab")
+    config = tiny_config()
+    model = build_model(config)
+    features = model.extract_features(tf.constant(np.random.default_rng(1).integers(0, 255, (2, 64, 64, 3)),
+                                                  tf.uint8))
+    layer = model.rpn_head.objectness
+    calls, call = [], layer.call
+    layer.call = lambda *args, **kwargs: calls.append(1) or call(*args, **kwargs)
+    want = model.rpn_head(features)
+    assert not calls  # the head's own matrix products
+    ab.rpn_heads_by_conv(model)
+    got = model.rpn_head(features)
+    assert len(calls) == len(features)  # the layer, level by level
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -90,6 +90,30 @@ def test_rpn_head_concatenates_levels_in_anchor_order():
     np.testing.assert_array_equal(moved, expected)
 
 
+def test_rpn_head_matches_its_layers_called_level_by_level():
+    # The 1x1 convolutions run as matrix products over all levels: the same values, in the order the per-level layer
+    # calls give (image, level, row, column, anchor; deltas' 4 coordinates innermost), and the same gradients.
+    head = RPNHead(len(RATIOS), CHANNELS)
+    features = _pyramid(batch=2)
+    with tf.GradientTape(persistent=True) as tape:
+        logits, deltas = head(features, training=True)
+        want_logits, want_deltas = [], []
+        for x in features:
+            x = head.conv(x, training=True)
+            want_logits.append(tf.reshape(head.objectness(x), [2, -1]))
+            want_deltas.append(tf.reshape(head.deltas(x), [2, -1, 4]))
+        want_logits, want_deltas = tf.concat(want_logits, 1), tf.concat(want_deltas, 1)
+        weights = tf.random.stateless_normal(deltas.shape, (1, 2))
+        loss, want_loss = (tf.reduce_sum(a) + tf.reduce_sum(b * weights)
+                           for a, b in ((logits, deltas), (want_logits, want_deltas)))
+    np.testing.assert_allclose(logits, want_logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(deltas, want_deltas, rtol=1e-5, atol=1e-6)
+    variables = head.trainable_variables
+    assert len(variables) == 6  # the shared conv's, objectness' and deltas' kernels and biases
+    for got, want in zip(tape.gradient(loss, variables), tape.gradient(want_loss, variables)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_rpn_head_under_xla_matches_the_plain_call():
     head = RPNHead(len(RATIOS), CHANNELS)
     features = _pyramid()
