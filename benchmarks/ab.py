@@ -28,7 +28,7 @@ line. Input: ``speed.py``'s synthetic ellipse, GroupNorm. Changes:
   forward by crop_and_resize and its gradient under XLA: the same values and gradients,
   ``tests/ops/test_roi_align.py``);
 - ``rpn_matmul``: the RPN head's 1x1 objectness and delta convolutions called level by level as Keras layers (as
-  before commit 8xxxxxx), or as one matrix product each over all levels (the same values and gradients,
+  before commit b24a07b), or as one matrix product each over all levels (the same values and gradients,
   ``tests/layers/test_heads.py``).
 """
 import argparse
