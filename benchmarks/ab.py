@@ -27,9 +27,10 @@ line. Input: ``speed.py``'s synthetic ellipse, GroupNorm. Changes:
 - ``crop_roi_align_train``: ``train.crop_roi_align`` off and on (the losses' box RoIAlign all under XLA, or its
   forward by crop_and_resize and its gradient under XLA: the same values and gradients,
   ``tests/ops/test_roi_align.py``);
-- ``rpn_matmul``: the RPN head's 1x1 objectness and delta convolutions called level by level as Keras layers (as
-  before commit b24a07b), or as one matrix product each over all levels (the same values and gradients,
-  ``tests/layers/test_heads.py``).
+- ``rpn_matmul``: the RPN head's 1x1 objectness and delta layers called level by level (as before commit
+  b24a07b), or once each on the positions of all levels (the same values and gradients,
+  ``tests/layers/test_heads.py``). The name is from its first version, matrix products, which read the layers'
+  weights under mixed precision as float16.
 """
 import argparse
 import json
@@ -88,8 +89,8 @@ def pool_by_gather(model):
 
 
 def rpn_heads_by_conv(model):
-    """Make ``model``'s RPN head call its 1x1 layers level by level, as before they became matrix products
-    (the same values, ``tests/benchmarks/test_ab.py``)."""
+    """Make ``model``'s RPN head call its 1x1 layers level by level, as before commit b24a07b (the same values,
+    ``tests/benchmarks/test_ab.py``)."""
     head = model.rpn_head
 
     def heads(features, training):

@@ -31,11 +31,6 @@ class RPNHead(keras.layers.Layer):
             return self._xla_heads(features)
         return self._heads(features, training)
 
-    def build(self, input_shape):
-        """The 1x1 layers' weights: :meth:`_heads` reads them without calling the layers."""
-        for layer in (self.objectness, self.deltas):
-            layer.build((None, None, None, input_shape[0][-1]))
-
     @tf.function(jit_compile=True)
     def _xla_heads(self, features):
         return self._heads(features, training=False)
@@ -43,25 +38,16 @@ class RPNHead(keras.layers.Layer):
     def _heads(self, features, training):
         """``[P2 .. P6]`` (``[B, H_l, W_l, F]`` each) -> logits ``[B, N]``, deltas ``[B, N, 4]``.
 
-        The two 1x1 convolutions run as one matrix product each over the positions of all levels: the same
-        arithmetic as the layers' own calls, whose filter gradients (oneDNN's, one per level) took 50-90 ms of a
-        train step for a few MFLOP (``benchmarks/op_profile.py --what train``)."""
+        The two 1x1 layers run once each on the positions of all levels, laid out as one ``[B, P, 1, F]`` map,
+        instead of once per level: two convolutions and their gradients instead of ten (``ab.py --change
+        rpn_matmul``: -3% of a train step)."""
         batch = tf.shape(features[0])[0]
         shared = []
         for x in features:
             x = self.conv(x, training=training)  # [B, H_l, W_l, F]
-            shared.append(tf.reshape(x, [batch, x.shape[1] * x.shape[2], x.shape[3]]))  # [B, H_l*W_l, F]
-        positions = tf.concat(shared, axis=1)  # [B, P, F]: level by level, then row and column, as ops.anchors
+            shared.append(tf.reshape(x, [batch, x.shape[1] * x.shape[2], 1, x.shape[3]]))  # [B, H_l*W_l, 1, F]
+        positions = tf.concat(shared, axis=1)  # [B, P, 1, F]: level by level, then row and column, as ops.anchors
         count = positions.shape[1] * self.num_anchors  # N, static even when the batch size is not
-        logits = tf.reshape(self._pointwise(self.objectness, positions), [batch, count])  # [B, P*A]
-        deltas = tf.reshape(self._pointwise(self.deltas, positions), [batch, count, 4])  # [B, P*A, 4]
+        logits = tf.reshape(self.objectness(positions), [batch, count])  # from [B, P, 1, A]
+        deltas = tf.reshape(self.deltas(positions), [batch, count, 4])  # from [B, P, 1, 4A]
         return logits, deltas
-
-    @staticmethod
-    def _pointwise(layer, positions):
-        """``layer``, a float32 1x1 ``Conv2D`` with ``C`` filters, on ``positions`` ``[B, P, F]``: ``[B, P, C]``
-        float32, one matrix product."""
-        kernel = layer.kernel  # [1, 1, F, C]
-        rows = tf.reshape(tf.cast(positions, tf.float32), [-1, kernel.shape[2]])  # [B*P, F]
-        values = tf.matmul(rows, tf.reshape(kernel, kernel.shape[2:])) + layer.bias  # [B*P, C]
-        return tf.reshape(values, [tf.shape(positions)[0], positions.shape[1], kernel.shape[3]])

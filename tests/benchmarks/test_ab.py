@@ -43,9 +43,9 @@ def test_rpn_heads_by_conv_gives_the_same_outputs():
     calls, call = [], layer.call
     layer.call = lambda *args, **kwargs: calls.append(1) or call(*args, **kwargs)
     want = model.rpn_head(features)
-    assert not calls  # the head's own matrix products
+    assert len(calls) == 1  # once, on all levels' positions
     ab.rpn_heads_by_conv(model)
     got = model.rpn_head(features)
-    assert len(calls) == len(features)  # the layer, level by level
+    assert len(calls) == 1 + len(features)  # then level by level
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

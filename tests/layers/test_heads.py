@@ -91,8 +91,8 @@ def test_rpn_head_concatenates_levels_in_anchor_order():
 
 
 def test_rpn_head_matches_its_layers_called_level_by_level():
-    # The 1x1 convolutions run as matrix products over all levels: the same values, in the order the per-level layer
-    # calls give (image, level, row, column, anchor; deltas' 4 coordinates innermost), and the same gradients.
+    # The 1x1 layers run once on all levels' positions: the same values, in the order the per-level layer calls
+    # give (image, level, row, column, anchor; deltas' 4 coordinates innermost), and the same gradients.
     head = RPNHead(len(RATIOS), CHANNELS)
     features = _pyramid(batch=2)
     with tf.GradientTape(persistent=True) as tape:
