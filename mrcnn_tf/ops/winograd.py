@@ -9,7 +9,8 @@ this CPU's peak FLOP/s as direct convolutions; it does not pay there on this AVX
 times both: 100 RoIs, 176 ms direct, 451 ms by Winograd as separate TF ops, whose tile transforms are
 memory-bound, 168 ms compiled by XLA), so the model does not use it. Tried again in the whole inference
 (2026-12-02: the tile transforms with the bias, GroupNorm and ReLU under XLA, the batched matmul TF's, for all four
-convolutions): ``ab.py`` gave 1547.7 against 1525.1 ms, -1.5%, and it was taken out. The four batched matmuls took
+convolutions): ``ab.py`` gave 1547.7 against 1525.1 ms, 1.5% faster, within noise, for a first call 3 s longer,
+so it was taken out. The four batched matmuls took
 417 ms where the direct convolutions took 842 ms, but the XLA transforms took 294 ms more: each convolution writes
 and reads 80 MB of transformed tiles and products, and this machine writes a fresh 80 MB in about 33 ms under XLA.
 
