@@ -66,7 +66,7 @@ def main():
         def run():
             model.train_on_batch(batch)
     else:
-        infer = tf.function(lambda x: model(x, training=False, xla_features=config.inference.xla_features))
+        infer = speed.in_process_inference(model)
         images = tf.constant(batch["images"])
 
         def run():

@@ -70,9 +70,20 @@ def synthetic_batch(config, batch_size):
     image = np.full((size, size, 3), 40, np.uint8)
     image[mask[0] > 0] = 200
     example = make_example(image, mask, np.ones(1, np.int32), size, config.max_instances, "synthetic")
+    return example_batch(example, batch_size)
+
+
+def example_batch(example, batch_size):
+    """A batch of ``batch_size`` copies of one ``make_example`` example, keyed as the model's train step reads it."""
     batch = {key: np.repeat(example[key][None], batch_size, axis=0) for key in ("gt_boxes", "gt_classes", "gt_masks")}
     batch["images"] = np.repeat(example["image"][None], batch_size, axis=0)
     return batch
+
+
+def in_process_inference(model):
+    """``model``'s inference as ``inference.detect`` runs it (backbone + FPN, RPN head and box RoIAlign under XLA
+    when ``inference.xla_features``), as one ``tf.function`` of the images."""
+    return tf.function(lambda x: model(x, training=False, xla_features=model.config.inference.xla_features))
 
 
 def cpu_description():
@@ -173,9 +184,9 @@ def measure(config, steps):
     batch = synthetic_batch(config, config.train.batch_size)
     tensors = {key: tf.constant(value) for key, value in batch.items()}
     train_ms = median_ms(lambda: model.train_on_batch(batch), steps)
-    # In-process inference as ``inference.detect`` runs it (backbone + FPN, RPN head, box RoIAlign under XLA when
-    # ``inference.xla_features``); its FLOPs are counted on the plain graph (the op statistics skip XLA functions).
-    infer = tf.function(lambda x: model(x, training=False, xla_features=config.inference.xla_features))
+    # Inference as ``inference.detect`` runs it; its FLOPs are counted on the plain graph (the op statistics skip
+    # XLA functions).
+    infer = in_process_inference(model)
     images = tensors["images"]
     infer_ms = median_ms(lambda: infer(images)["masks"].numpy(), steps) / config.train.batch_size
     detections = int(infer(images)["num_detections"].numpy().max())

@@ -40,9 +40,7 @@ def varied_batch(rng, config):
         cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, -1)
         image[mask > 0] = 200
     example = make_example(image, masks, np.ones(count, np.int32), size, config.max_instances, "synthetic")
-    batch = {key: example[key][None] for key in ("gt_boxes", "gt_classes", "gt_masks")}
-    batch["images"] = example["image"][None]
-    return batch
+    return speed.example_batch(example, 1)
 
 
 def main():
