@@ -1,8 +1,10 @@
-"""benchmarks/ab.py: the crop_roi_align change's "before" pools by gather, with the same detections."""
+"""benchmarks/ab.py: the changes' "befores" compute the same values the way the code did before."""
+import keras
 import numpy as np
 import tensorflow as tf
 from conftest import load_benchmark, tiny_config
 
+from mrcnn_tf.layers.group_norm import GroupNormalization
 from mrcnn_tf.model import build_model
 
 
@@ -49,3 +51,33 @@ def test_rpn_heads_by_conv_gives_the_same_outputs():
     assert len(calls) == 1 + len(features)  # then level by level
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_group_norm_by_moments_gives_the_same_values_by_moments(monkeypatch):
+    ab = load_benchmark("ab")
+    inputs = keras.Input((6, 5, 16))
+    x = GroupNormalization(xla=True, groups=4, name="backbone_gn")(inputs)  # as the backbone's and FPN's
+    model = keras.Model(inputs, GroupNormalization(groups=4, name="mask_head_gn")(x))  # as the mask head's
+    rng = np.random.default_rng(2)
+    for layer in model.layers[1:]:
+        layer.gamma.assign(rng.normal(1.0, 0.3, 16))
+        layer.beta.assign(rng.normal(0.0, 0.3, 16))
+    x = tf.constant(rng.normal(3.0, 2.0, (2, 6, 5, 16)), tf.float32)
+
+    def value_and_gradients():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = model(x, training=True)
+            loss = tf.reduce_sum(y * tf.sin(y))
+        return [y] + tape.gradient(loss, [x] + model.trainable_variables)
+
+    want = value_and_gradients()
+    calls = []
+    monkeypatch.setattr(ab, "moments_group_norm_xla", lambda *args: calls.append(1) or ab.moments_group_norm(*args))
+    moments = tf.nn.moments
+    monkeypatch.setattr(tf.nn, "moments", lambda *args, **kwargs: calls.append(2) or moments(*args, **kwargs))
+    ab.group_norm_by_moments(model)
+    got = value_and_gradients()
+    assert calls == [1, 2, 2]  # the XLA layer by moments_group_norm (its tf.nn.moments counts too), the other by Keras
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

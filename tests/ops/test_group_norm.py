@@ -38,6 +38,23 @@ def test_each_group_is_normalised_over_its_positions_and_channels():
     np.testing.assert_allclose(y.std(axis=(1, 3)), 1.0, atol=1e-4)
 
 
+def _float64_group_norm(x, groups, epsilon):
+    """The normalised ``x`` (gamma 1, beta 0) in float64, two-pass: the reference for precision."""
+    grouped = x.astype(np.float64).reshape(x.shape[0], -1, groups, x.shape[-1] // groups)
+    mean, variance = grouped.mean((1, 3), keepdims=True), grouped.var((1, 3), keepdims=True)
+    return ((grouped - mean) / np.sqrt(variance + epsilon)).reshape(x.shape)
+
+
+@pytest.mark.parametrize("mean", [0.0, 300.0])
+def test_precise_when_the_mean_is_far_from_zero(mean):
+    # The variance from the centred activations: no cancellation when the mean is 150 standard deviations from 0
+    # (where mean square - mean^2 in float32 is off by 1e-2 of the output's scale).
+    x = np.random.default_rng(3).normal(mean, 2.0, (2, 16, 16, 64)).astype(np.float32)
+    want = _float64_group_norm(x, 8, 1e-5)
+    for fn in (group_norm, group_norm_xla):
+        np.testing.assert_allclose(fn(tf.constant(x), tf.ones([64]), tf.zeros([64]), 8, 1e-5), want, atol=1e-4)
+
+
 def test_matches_keras_under_mixed_float16():
     # Keras' layer under mixed_float16: float16 activations in and out, float32 gamma, beta and statistics.
     x, gamma, beta = _inputs((2, 6, 5, 16))
