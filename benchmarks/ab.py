@@ -1,7 +1,7 @@
 """What one speed change buys: train steps (or inferences) with and without it, interleaved in one process.
 
     python benchmarks/ab.py --change fused_sgd|xla_roi_align|xla_group_norm|xla_conv|xla_features|crop_roi_align|
-                                     crop_roi_align_train|rpn_matmul|centred_group_norm
+                                     crop_roi_align_train|rpn_matmul|flat_group_norm
                             [--settings torchvision|ours]
                             [--rounds 4] [--steps 3]
 
@@ -31,9 +31,9 @@ line. Input: ``speed.py``'s synthetic ellipse, GroupNorm. Changes:
   b24a07b), or once each on the positions of all levels (the same values and gradients,
   ``tests/layers/test_heads.py``). The name is from its first version, matrix products, which read the layers'
   weights under mixed precision as float16;
-- ``centred_group_norm``: GroupNorm's training calls by ``tf.nn.moments`` (as Keras; the backbone's and FPN's
-  under XLA, the mask head's by Keras' layer), or from the activations centred once (:mod:`mrcnn_tf.ops.group_norm`,
-  XLA or plain; the same values to float32 rounding, ``tests/benchmarks/test_ab.py``).
+- ``flat_group_norm``: the XLA GroupNorm of the backbone and FPN with the activations grouped as
+  ``[B, H, W, groups, C / groups]`` (as before), or as ``[B, H * W, groups, C / groups]``
+  (:mod:`mrcnn_tf.ops.group_norm`; the same values, ``tests/benchmarks/test_ab.py``).
 """
 import argparse
 import json
@@ -111,34 +111,34 @@ def rpn_heads_by_conv(model):
     return model
 
 
-def moments_group_norm(x, gamma, beta, groups, epsilon):
-    """:func:`mrcnn_tf.ops.group_norm.group_norm` as it was before it centred the activations once: by
-    ``tf.nn.moments``, as Keras' ``GroupNormalization`` (the same values to float32 rounding)."""
+def grouped_5d_group_norm(x, gamma, beta, groups, epsilon):
+    """:func:`mrcnn_tf.ops.group_norm.group_norm` as it was before it flattened the positions: the activations
+    grouped as ``[B, H, W, groups, C / groups]`` (Keras' shape), the statistics over axes 1, 2 and 4 (the same
+    values)."""
     rank, channels = x.shape.rank, x.shape[-1]
     shape = tf.shape(x)
     group_shape = tf.concat([shape[:-1], [groups, channels // groups]], axis=0)
     grouped = tf.reshape(tf.cast(x, tf.float32), group_shape)  # [B, ..., groups, C / groups]
-    axes = list(range(1, rank - 1)) + [rank]
+    axes = list(range(1, rank - 1)) + [rank]  # positions and the channels of a group
     mean, variance = tf.nn.moments(grouped, axes, keepdims=True)  # [B, 1, .., groups, 1] each
     inv = tf.math.rsqrt(variance + epsilon) * tf.reshape(tf.cast(gamma, tf.float32), [groups, channels // groups])
     shift = tf.reshape(tf.cast(beta, tf.float32), [groups, channels // groups]) - mean * inv
     return tf.cast(tf.reshape(grouped * inv + shift, shape), x.dtype)
 
 
-moments_group_norm_xla = tf.function(moments_group_norm, jit_compile=True)
+grouped_5d_group_norm_xla = tf.function(grouped_5d_group_norm, jit_compile=True)
 
 
-def group_norm_by_moments(model):
-    """Make ``model``'s GroupNorm training calls compute as before ``ops.group_norm`` centred the activations once:
-    the backbone's and FPN's under XLA by :func:`moments_group_norm`, the mask head's by Keras' own call (the same
-    values, ``tests/benchmarks/test_ab.py``)."""
+def group_norm_grouped_5d(model):
+    """Make the XLA training calls of ``model``'s GroupNorm layers group as before: :func:`grouped_5d_group_norm`
+    under XLA (the same values, ``tests/benchmarks/test_ab.py``)."""
     for layer in model._flatten_layers():
-        if isinstance(layer, GroupNormalization):
-            def call(inputs, training=None, layer=layer):
-                if training and layer.xla:
-                    gamma, beta = tf.convert_to_tensor(layer.gamma), tf.convert_to_tensor(layer.beta)
-                    return moments_group_norm_xla(inputs, gamma, beta, layer.groups, layer.epsilon)
-                return keras.layers.GroupNormalization.call(layer, inputs)
+        if isinstance(layer, GroupNormalization) and layer.xla:
+            def call(inputs, training=None, layer=layer, call=layer.call):
+                if not training:
+                    return call(inputs, training=training)
+                gamma, beta = tf.convert_to_tensor(layer.gamma), tf.convert_to_tensor(layer.beta)
+                return grouped_5d_group_norm_xla(inputs, gamma, beta, layer.groups, layer.epsilon)
             layer.call = call
     return model
 
@@ -167,9 +167,9 @@ CHANGES = {  # change -> (what is timed, (name, make) without it, (name, make) w
                        ("crop_roi_align", inference_step(True))),
     "crop_roi_align_train": ("train", ("xla_roi_align", train_setting("crop_roi_align", False)),
                              ("crop_roi_align", train_setting("crop_roi_align", True))),
-    "centred_group_norm": ("train",
-                           ("moments", train_step(lambda config: group_norm_by_moments(compile_model(config)))),
-                           ("centred", train_step(compile_model))),
+    "flat_group_norm": ("train",
+                        ("grouped_5d", train_step(lambda config: group_norm_grouped_5d(compile_model(config)))),
+                        ("grouped_4d", train_step(compile_model))),
     "rpn_matmul": ("train", ("rpn_conv", train_step(lambda config: rpn_heads_by_conv(compile_model(config)))),
                    ("rpn_matmul", train_step(compile_model))),
 }

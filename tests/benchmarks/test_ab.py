@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 from conftest import load_benchmark, tiny_config
 
+from mrcnn_tf.layers import group_norm as group_norm_layer
 from mrcnn_tf.layers.group_norm import GroupNormalization
 from mrcnn_tf.model import build_model
 
@@ -53,7 +54,7 @@ def test_rpn_heads_by_conv_gives_the_same_outputs():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_group_norm_by_moments_gives_the_same_values_by_moments(monkeypatch):
+def test_group_norm_grouped_5d_gives_the_same_values_grouped_5d(monkeypatch):
     ab = load_benchmark("ab")
     inputs = keras.Input((6, 5, 16))
     x = GroupNormalization(xla=True, groups=4, name="backbone_gn")(inputs)  # as the backbone's and FPN's
@@ -64,20 +65,20 @@ def test_group_norm_by_moments_gives_the_same_values_by_moments(monkeypatch):
         layer.beta.assign(rng.normal(0.0, 0.3, 16))
     x = tf.constant(rng.normal(3.0, 2.0, (2, 6, 5, 16)), tf.float32)
 
-    def value_and_gradients():
+    def value_and_gradients(training):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            y = model(x, training=True)
+            y = model(x, training=training)
             loss = tf.reduce_sum(y * tf.sin(y))
         return [y] + tape.gradient(loss, [x] + model.trainable_variables)
 
-    want = value_and_gradients()
+    want = [value_and_gradients(training) for training in (True, False)]
     calls = []
-    monkeypatch.setattr(ab, "moments_group_norm_xla", lambda *args: calls.append(1) or ab.moments_group_norm(*args))
-    moments = tf.nn.moments
-    monkeypatch.setattr(tf.nn, "moments", lambda *args, **kwargs: calls.append(2) or moments(*args, **kwargs))
-    ab.group_norm_by_moments(model)
-    got = value_and_gradients()
-    assert calls == [1, 2, 2]  # the XLA layer by moments_group_norm (its tf.nn.moments counts too), the other by Keras
-    for a, b in zip(got, want):
+    five_d = ab.grouped_5d_group_norm
+    monkeypatch.setattr(ab, "grouped_5d_group_norm_xla", lambda *args: calls.append(5) or five_d(*args))
+    monkeypatch.setattr(group_norm_layer, "group_norm_xla", lambda *args: calls.append(4))
+    ab.group_norm_grouped_5d(model)
+    got = [value_and_gradients(training) for training in (True, False)]
+    assert calls == [5]  # the XLA layer's training call, grouped as [B, H, W, groups, C / groups]
+    for a, b in zip(got[0] + got[1], want[0] + want[1]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

@@ -1,7 +1,8 @@
-"""GroupNorm from centred activations (``mrcnn_tf.ops.group_norm``) against ``tf.nn.moments`` (as Keras, and our op
-before): forward and backward of every GroupNorm a train step runs, at their real shapes.
+"""GroupNorm with the positions flattened (``mrcnn_tf.ops.group_norm``: ``[B, H * W, groups, C / groups]``) against
+grouped as Keras does (``[B, H, W, groups, C / groups]``, our op before): forward and backward of every GroupNorm a
+train step runs, at their real shapes.
 
-    python benchmarks/group_norm_gradient.py [--image-size 256] [--mask-rois 128] [--rounds 4] [--steps 3]
+    python benchmarks/group_norm_layout.py [--image-size 256] [--mask-rois 128] [--rounds 4] [--steps 3]
 
 Records the input shapes of the model's GroupNorm layers in one training call (torchvision's settings, GroupNorm),
 then times, in one tf.function each, the forward and backward (gradients of ``x``, gamma and beta for a random
@@ -80,10 +81,10 @@ def main():
     features = [shape for shape, xla in seen if xla]
     mask = [(args.mask_rois,) + shape[1:] for shape, xla in seen if not xla]
     variants = {
-        "moments_xla": forward_backward(ab.moments_group_norm_xla, features),
-        "centred_xla": forward_backward(group_norm_xla, features),
-        "moments_mask_head": forward_backward(ab.moments_group_norm, mask),
-        "centred_mask_head": forward_backward(group_norm, mask),
+        "grouped_5d_xla": forward_backward(ab.grouped_5d_group_norm_xla, features),
+        "grouped_4d_xla": forward_backward(group_norm_xla, features),
+        "grouped_5d_mask_head": forward_backward(ab.grouped_5d_group_norm, mask),
+        "grouped_4d_mask_head": forward_backward(group_norm, mask),
     }
     medians, _ = ab.interleaved_ms(variants, args.rounds, args.steps)
     print(json.dumps({**{f"{name}_ms": ms for name, ms in medians.items()},
