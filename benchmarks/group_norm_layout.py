@@ -6,8 +6,9 @@ train step runs, at their real shapes.
 
 Records the input shapes of the model's GroupNorm layers in one training call (torchvision's settings, GroupNorm),
 then times, in one tf.function each, the forward and backward (gradients of ``x``, gamma and beta for a random
-upstream gradient) of all of them: the backbone and FPN's under XLA (one XLA function for all layers, as the model
-runs them), the mask head's four plain at ``--mask-rois`` RoIs (the benchmark image gives only a few positives).
+upstream gradient) of all of them: the backbone and FPN's under XLA grouped 5-D (as before) and 4-D (one XLA
+function for all layers, as the model runs them), and the mask head's four at ``--mask-rois`` RoIs (the benchmark
+image gives only a few positives) as the model runs them, by Keras' own layer, against our op plain.
 Each variant runs in turn ``--rounds`` times, ``--steps`` calls a round; prints the medians (ms) as one JSON line.
 """
 import argparse
@@ -21,6 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import mrcnn_tf  # noqa: E402,F401  (first: it sets TensorFlow's CPU environment before TF loads)
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -32,39 +34,59 @@ from mrcnn_tf.training import compile_model  # noqa: E402
 
 
 def group_norm_inputs(model, batch):
-    """``[(shape, xla)]``: the input shape of each GroupNorm call in one training call of ``model``, and whether
-    that layer runs under XLA."""
+    """``[(shape, xla, groups, epsilon)]``: the input shape of each GroupNorm call in one training call of
+    ``model``, whether that layer runs under XLA, and its groups and epsilon."""
     layers = [layer for layer in model._flatten_layers() if isinstance(layer, GroupNormalization)]
     seen = []
     for layer in layers:
         def call(inputs, training=None, layer=layer, call=layer.call):
-            seen.append((tuple(inputs.shape), layer.xla))
+            seen.append((tuple(inputs.shape), layer.xla, layer.groups, layer.epsilon))
             return call(inputs, training=training)
         layer.call = call
-    model.train_on_batch(batch)
-    for layer in layers:
-        del layer.call
+    try:
+        model.train_on_batch(batch)
+    finally:
+        for layer in layers:
+            del layer.call
     return seen
 
 
-def forward_backward(norm, shapes, seed=0):
-    """A zero-argument tf.function: ``norm(x, gamma, beta, 32, 1e-5)`` forward and its gradients for random ``x``,
-    gamma, beta and upstream gradient of each of ``shapes``."""
+def by_function(norm):
+    """``(shape, groups, epsilon, gamma, beta) -> (x -> y, [gamma, beta])``: ``norm`` as a GroupNorm."""
+    def make(shape, groups, epsilon, gamma, beta):
+        gamma, beta = tf.constant(gamma, tf.float32), tf.constant(beta, tf.float32)
+        return lambda x: norm(x, gamma, beta, groups, epsilon), [gamma, beta]
+    return make
+
+
+def keras_layer(shape, groups, epsilon, gamma, beta):
+    """Keras' own ``GroupNormalization`` as a GroupNorm, and its gamma and beta variables."""
+    layer = keras.layers.GroupNormalization(groups=groups, epsilon=epsilon)
+    layer.build(shape)
+    layer.gamma.assign(gamma)
+    layer.beta.assign(beta)
+    return layer, [layer.gamma.value, layer.beta.value]  # the tf.Variables, which a GradientTape takes
+
+
+def forward_backward(make, calls, seed=0):
+    """A zero-argument tf.function: forward and backward (gradients of ``x``, gamma and beta for a random upstream
+    gradient) of the GroupNorm ``make`` builds for each of ``calls`` (``(shape, groups, epsilon)``), on random
+    ``x``, gamma and beta."""
     rng = np.random.default_rng(seed)
-    tensors = []
-    for shape in shapes:
+    norms = []
+    for shape, groups, epsilon in calls:
         x, upstream = (tf.constant(rng.normal(0.5, 2.0, shape), tf.float32) for _ in range(2))
-        gamma, beta = (tf.constant(rng.normal(1.0, 0.3, shape[-1]), tf.float32) for _ in range(2))
-        tensors.append((x, gamma, beta, upstream))
+        gamma, beta = rng.normal(1.0, 0.3, shape[-1]), rng.normal(0.0, 0.3, shape[-1])
+        norms.append((x, upstream) + make(shape, groups, epsilon, gamma, beta))
 
     @tf.function
     def run():
         grads = []
-        for x, gamma, beta, upstream in tensors:
+        for x, upstream, norm, params in norms:
             with tf.GradientTape() as tape:
-                tape.watch([x, gamma, beta])
-                y = norm(x, gamma, beta, 32, 1e-5)
-            grads.append(tape.gradient(y, [x, gamma, beta], output_gradients=upstream))
+                tape.watch([x] + params)
+                y = norm(x)
+            grads.append(tape.gradient(y, [x] + params, output_gradients=upstream))
         return grads
     return lambda: tf.nest.map_structure(lambda t: t.numpy(), run())
 
@@ -78,13 +100,13 @@ def main():
     args = p.parse_args()
     config = speed.benchmark_config("torchvision", args.image_size, 1, "group_norm")
     seen = group_norm_inputs(compile_model(config), speed.synthetic_batch(config, 1))
-    features = [shape for shape, xla in seen if xla]
-    mask = [(args.mask_rois,) + shape[1:] for shape, xla in seen if not xla]
+    features = [(shape, groups, epsilon) for shape, xla, groups, epsilon in seen if xla]
+    mask = [((args.mask_rois,) + shape[1:], groups, epsilon) for shape, xla, groups, epsilon in seen if not xla]
     variants = {
-        "grouped_5d_xla": forward_backward(ab.grouped_5d_group_norm_xla, features),
-        "grouped_4d_xla": forward_backward(group_norm_xla, features),
-        "grouped_5d_mask_head": forward_backward(ab.grouped_5d_group_norm, mask),
-        "grouped_4d_mask_head": forward_backward(group_norm, mask),
+        "grouped_5d_xla": forward_backward(by_function(ab.grouped_5d_group_norm_xla), features),
+        "grouped_4d_xla": forward_backward(by_function(group_norm_xla), features),
+        "keras_mask_head": forward_backward(keras_layer, mask),
+        "grouped_4d_mask_head": forward_backward(by_function(group_norm), mask),
     }
     medians, _ = ab.interleaved_ms(variants, args.rounds, args.steps)
     print(json.dumps({**{f"{name}_ms": ms for name, ms in medians.items()},

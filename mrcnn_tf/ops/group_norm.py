@@ -10,7 +10,8 @@ the measure).
 the 61 GroupNorm layers of ResNet50 + FPN share (a layer-bound function would compile once per layer; the mask
 head's 4 stay plain, its RoI count changing from step to step).
 
-Shape letters: ``B`` batch (or RoIs), ``C`` channels; ``groups`` splits ``C`` into groups of ``C // groups``.
+Shape letters: ``B`` batch (or RoIs), ``P`` positions (``H * W``), ``C`` channels; ``groups`` splits ``C`` into
+groups of ``C // groups``.
 """
 import tensorflow as tf
 
