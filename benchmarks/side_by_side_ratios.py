@@ -3,13 +3,17 @@
 Input, one line each: ``round N``, then ``peer {json}``, ``group_norm {json}`` and ``frozen_bn {json}`` (the JSON
 lines of ``peer_torchvision.sh`` and ``speed.py``) in any order. Output: every JSON line, each round's ratios of
 our times to torchvision's (``{"round": N, "ratio_to_torchvision": "group_norm", "train_step": ..., "inference":
-...}``) and, with two rounds or more, the median of the rounds' ratios (``"round": "median"``).
+...}``) and, with two rounds or more, the median of the rounds' ratios (``"round": "median"``). Where ``speed.py``
+gave its GFLOPs and the machine's GEMM rate, each round's line also says what the issue's train-step target
+(``TRAIN_TARGET`` x torchvision's time) asks of that step: ``train_gflop_per_s_at_target`` (its GFLOPs in that
+time) and that rate's share of the GEMM rate measured in the same run, ``target_share_of_gemm``.
 """
 import json
 import statistics
 import sys
 
 NORMS = ("group_norm", "frozen_bn")
+TRAIN_TARGET = 0.6  # the issue's target: a train step in at most 0.6x torchvision's time
 
 
 def read_rounds(lines):
@@ -44,13 +48,25 @@ def ratios(run):
             for norm in NORMS}
 
 
+def target_rate(ours, peer):
+    """``{"train_gflop_per_s_at_target": ..., "target_share_of_gemm": ...}``: the GFLOP/s ``ours`` (one ``speed.py``
+    line) would need for a train step of ``TRAIN_TARGET`` x the ``peer``'s, and its share of ``ours``' measured GEMM
+    rate; empty where ``ours`` lacks those figures."""
+    if "train_gflop" not in ours or "gemm_gflop_per_s" not in ours:
+        return {}
+    needed = ours["train_gflop"] / (TRAIN_TARGET * peer["train_step_ms"]) * 1000.0
+    return {"train_gflop_per_s_at_target": round(needed, 1),
+            "target_share_of_gemm": round(needed / ours["gemm_gflop_per_s"], 3)}
+
+
 def report(rounds):
     """The output lines (strings) for ``rounds``."""
     out = []
     for number, run in enumerate(rounds, start=1):
         out += [json.dumps(run[key]) for key in ("peer",) + NORMS]
         out += [json.dumps({"round": number, "ratio_to_torchvision": norm, "train_step": round(train, 3),
-                            "inference": round(inference, 3)}) for norm, (train, inference) in ratios(run).items()]
+                            "inference": round(inference, 3), **target_rate(run[norm], run["peer"])})
+                for norm, (train, inference) in ratios(run).items()]
     if len(rounds) > 1:
         per_round = [ratios(run) for run in rounds]
         for norm in NORMS:

@@ -6,8 +6,10 @@
 Input: synthetic images with one filled ellipse as the only instance, as ``../shared/bench/peer_torchvision.py``.
 Times are medians after two warm-up steps (the first traces the graph); inference is per image; the pipeline
 figure is the training tf.data pipeline alone (with augmentation). GFLOPs are TF's op statistics of the traced
-train step (forward + gradients) and inference graphs (``benchmarks/profile_stages.py``). Everything but the JSON
-line goes to stderr.
+train step (forward + gradients) and inference graphs (``benchmarks/profile_stages.py``). ``gemm_gflop_per_s`` is
+this machine's rate, in the same run, on the largest single product of the train step (the box head's first
+layer, ``[512, 12544] x [12544, 1024]`` in float32 by ``tf.matmul``): the step's own GFLOP/s against it says how
+close to the machine's limit the step runs. Everything but the JSON line goes to stderr.
 
 ``--settings torchvision`` (the default) samples and keeps as torchvision's ``maskrcnn_resnet50_fpn`` does:
 RPN 256 anchors per image at 0.5 positives, 2000/1000 proposals before/after NMS in training and 1000/1000 at
@@ -114,6 +116,18 @@ def median_ms(fn, steps, warmup=2):
     return 1000.0 * float(np.median(times))
 
 
+GEMM_SHAPE = (512, 12544, 1024)  # (rows, inner, columns): the box head's first layer on 512 RoIs of 256 x 7 x 7
+
+
+def gemm_gflop_per_s(steps, shape=GEMM_SHAPE):
+    """GFLOP/s of one float32 ``tf.matmul`` of ``shape`` (2 per multiply-add), the median of ``steps`` calls."""
+    rows, inner, columns = shape
+    a = tf.random.normal([rows, inner])
+    b = tf.random.normal([inner, columns])
+    product = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))  # a scalar out: no copy timed beside it
+    return 2.0 * rows * inner * columns / 1e9 / median_ms(lambda: product(a, b).numpy(), steps) * 1000.0
+
+
 def pipeline_images_per_s(batch, count=64, batches=200):
     """Images per second of the training tf.data pipeline alone (lookup, augmentation, batching, prefetch)."""
     arrays = {key: np.repeat(value[:1], count, axis=0) for key, value in batch.items()}
@@ -217,6 +231,7 @@ def main():
     config = benchmark_config(args.settings, args.image_size, args.batch_size, args.norm, args.jit_compile)
     result, batch = measure(config, args.steps)
     result["pipeline_images_per_s"] = round(pipeline_images_per_s(batch), 1)
+    result["gemm_gflop_per_s"] = round(gemm_gflop_per_s(args.steps), 1)
     result.update({"image_size": args.image_size, "batch_size": args.batch_size, "settings": args.settings,
                    "norm": config.backbone.resolved_norm, "jit_compile": args.jit_compile, **cpu_description()})
     if args.settings == "torchvision" and not args.no_ours:

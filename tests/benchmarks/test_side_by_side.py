@@ -35,6 +35,21 @@ def test_each_round_gives_its_ratios_and_the_median_of_three_rounds():
     assert sum("train_step_ms" in o for o in out) == 9  # every measurement is printed back
 
 
+def test_each_ratio_line_says_what_the_train_target_asks_of_the_machine_where_the_figures_are_there():
+    ratios = load_benchmark("side_by_side_ratios")
+    peer = {"train_step_ms": 2000.0, "inference_ms": 1000.0}
+    ours = {"train_step_ms": 1300.0, "inference_ms": 700.0, "train_gflop": 120.0, "gemm_gflop_per_s": 125.0}
+    # 0.6 x 2000 ms = 1.2 s for 120 GFLOP: 100 GFLOP/s, 0.8 of the 125 GFLOP/s measured
+    assert ratios.target_rate(ours, peer) == {"train_gflop_per_s_at_target": 100.0, "target_share_of_gemm": 0.8}
+    assert ratios.target_rate({"train_step_ms": 1300.0, "train_gflop": 120.0}, peer) == {}
+    lines = ["round 1", "peer " + json.dumps(peer), "group_norm " + json.dumps(ours),
+             "frozen_bn " + json.dumps({"train_step_ms": 1000.0, "inference_ms": 600.0})]
+    out = {o["ratio_to_torchvision"]: o for o in map(json.loads, ratios.report(ratios.read_rounds(lines)))
+           if "ratio_to_torchvision" in o}
+    assert out["group_norm"]["target_share_of_gemm"] == 0.8
+    assert "target_share_of_gemm" not in out["frozen_bn"]
+
+
 def test_one_round_has_no_median_and_a_missing_or_failed_run_is_named():
     ratios = load_benchmark("side_by_side_ratios")
     out = ratios.report(ratios.read_rounds(["round 1"] + _lines((2000, 1000), (1000, 700), (900, 600))))
