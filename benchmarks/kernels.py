@@ -69,7 +69,8 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     steps = p.parse_args().steps
     features = [tf.random.normal([1, 64 // 2 ** i, 64 // 2 ** i, 256]) for i in range(4)]  # P2-P5, 256 px
-    pooled_rois, fc6 = tf.random.normal([512, 12544]), tf.random.normal([12544, 1024])
+    rows, inner, columns = speed.GEMM_SHAPE  # the box head's first product on 512 RoIs
+    pooled_rois, fc6 = tf.random.normal([rows, inner]), tf.random.normal([inner, columns])
     rois_np, fc6_np = pooled_rois.numpy(), fc6.numpy()
     kernel = tf.random.normal([3, 3, 256, 256])
     mask_pooled = tf.random.normal([100, 14, 14, 256])

@@ -51,8 +51,9 @@ def ratios(run):
 def target_rate(ours, peer):
     """``{"train_gflop_per_s_at_target": ..., "target_share_of_gemm": ...}``: the GFLOP/s ``ours`` (one ``speed.py``
     line) would need for a train step of ``TRAIN_TARGET`` x the ``peer``'s, and its share of ``ours``' measured GEMM
-    rate; empty where ``ours`` lacks those figures."""
-    if "train_gflop" not in ours or "gemm_gflop_per_s" not in ours:
+    rate; empty where ``ours`` lacks those figures or one of them is not a positive number."""
+    figures = (ours.get("train_gflop"), ours.get("gemm_gflop_per_s"), peer.get("train_step_ms"))
+    if not all(isinstance(value, (int, float)) and value > 0 for value in figures):
         return {}
     needed = ours["train_gflop"] / (TRAIN_TARGET * peer["train_step_ms"]) * 1000.0
     return {"train_gflop_per_s_at_target": round(needed, 1),

@@ -7,9 +7,10 @@ Input: synthetic images with one filled ellipse as the only instance, as ``../sh
 Times are medians after two warm-up steps (the first traces the graph); inference is per image; the pipeline
 figure is the training tf.data pipeline alone (with augmentation). GFLOPs are TF's op statistics of the traced
 train step (forward + gradients) and inference graphs (``benchmarks/profile_stages.py``). ``gemm_gflop_per_s`` is
-this machine's rate, in the same run, on the largest single product of the train step (the box head's first
-layer, ``[512, 12544] x [12544, 1024]`` in float32 by ``tf.matmul``): the step's own GFLOP/s against it says how
-close to the machine's limit the step runs. Everything but the JSON line goes to stderr.
+this machine's rate, in the same run, on one fixed float32 product by ``tf.matmul``, ``GEMM_SHAPE``: the box head's
+first layer at torchvision's settings, 256 px, batch 1 (``[512, 12544] x [12544, 1024]``, the train step's largest
+single product there). The step's own GFLOP/s against it says how close to the machine's limit the step runs.
+Everything but the JSON line goes to stderr.
 
 ``--settings torchvision`` (the default) samples and keeps as torchvision's ``maskrcnn_resnet50_fpn`` does:
 RPN 256 anchors per image at 0.5 positives, 2000/1000 proposals before/after NMS in training and 1000/1000 at
@@ -116,7 +117,8 @@ def median_ms(fn, steps, warmup=2):
     return 1000.0 * float(np.median(times))
 
 
-GEMM_SHAPE = (512, 12544, 1024)  # (rows, inner, columns): the box head's first layer on 512 RoIs of 256 x 7 x 7
+GEMM_SHAPE = (512, 12544, 1024)  # (rows, inner, columns): the box head's first layer on 512 RoIs of 256 x 7 x 7;
+# fixed, whatever the run's settings, so that runs compare
 
 
 def gemm_gflop_per_s(steps, shape=GEMM_SHAPE):

@@ -42,6 +42,8 @@ def test_each_ratio_line_says_what_the_train_target_asks_of_the_machine_where_th
     # 0.6 x 2000 ms = 1.2 s for 120 GFLOP: 100 GFLOP/s, 0.8 of the 125 GFLOP/s measured
     assert ratios.target_rate(ours, peer) == {"train_gflop_per_s_at_target": 100.0, "target_share_of_gemm": 0.8}
     assert ratios.target_rate({"train_step_ms": 1300.0, "train_gflop": 120.0}, peer) == {}
+    for rate in (0, None, -1.0):  # a failed or absent measurement gives no figure, not an error
+        assert ratios.target_rate({**ours, "gemm_gflop_per_s": rate}, peer) == {}
     lines = ["round 1", "peer " + json.dumps(peer), "group_norm " + json.dumps(ours),
              "frozen_bn " + json.dumps({"train_step_ms": 1000.0, "inference_ms": 600.0})]
     out = {o["ratio_to_torchvision"]: o for o in map(json.loads, ratios.report(ratios.read_rounds(lines)))
