@@ -1,0 +1,21 @@
+"""The test suite's own set-up (tests/conftest.py): the slow files it starts first exist, and go first in order."""
+import os
+import types
+
+import conftest
+
+
+def test_every_slow_file_listed_exists():
+    missing = [name for name in conftest.SLOW_FILES if not os.path.isfile(os.path.join(conftest.TESTS, name))]
+    assert not missing, f"renamed or removed: {missing}; update conftest.SLOW_FILES"
+
+
+def test_slow_files_are_collected_first_in_their_order_and_the_rest_keep_theirs():
+    def item(name, test):
+        return types.SimpleNamespace(path=os.path.join(conftest.TESTS, name), name=test)
+
+    slowest, second = conftest.SLOW_FILES[0], conftest.SLOW_FILES[1]
+    items = [item("ops/test_boxes.py", "a"), item(second, "b"), item("data/test_lgg.py", "c"),
+             item(slowest, "d"), item(second, "e"), item("ops/test_boxes.py", "f")]
+    conftest.pytest_collection_modifyitems(items)
+    assert [i.name for i in items] == ["d", "b", "e", "a", "c", "f"]
