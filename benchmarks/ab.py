@@ -16,10 +16,10 @@ line. Input: ``speed.py``'s synthetic ellipse, GroupNorm. Changes:
   RoIAlign compiled by XLA or not; the same values, ``tests/ops/test_roi_align.py``);
 - ``xla_group_norm``: ``train.xla_group_norm`` off and on (GroupNorm's training calls compiled by XLA, one
   function shared by all layers, compiled once a shape, or not; the same losses and gradients,
-  ``tests/test_model.py``);
+  ``tests/test_model_xla.py``);
 - ``xla_conv``: ``train.xla_conv`` off and on (the training forwards of the backbone's, FPN's and RPN head's
   convolutions and their 3x3 filter gradients compiled by XLA, their other gradients TF's kernels, or all plain;
-  the same losses and gradients, ``tests/test_model.py``);
+  the same losses and gradients, ``tests/test_model_xla.py``);
 - ``xla_features``: inference with backbone + FPN and RPN head plain or under XLA (``inference.xla_features``;
   the same detections, ``tests/test_export.py``);
 - ``crop_roi_align``: inference (``xla_features`` on) with both RoIAligns by gather (the box one under XLA, as

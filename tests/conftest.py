@@ -9,6 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from mrcnn_tf.config import Config  # noqa: E402
+from mrcnn_tf.data.instances import make_example  # noqa: E402
 
 SHARED_LGG = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "lgg")
 
@@ -16,19 +17,25 @@ SHARED_LGG = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data
 # The slowest test files, slowest first (each traces, trains or exports whole models: 35-280 s on 2 cores, measured
 # with ``--durations``). ``make test`` hands whole files to two pytest-xdist workers in collection order
 # (``--dist loadfile --no-loadscope-reorder``): these start first and the many quick files fill the gaps, instead of
-# a long file starting last and running alone while the other worker idles.
+# a long file starting last and running alone while the other worker idles. (xdist hands a worker its next file
+# when 2 tests or fewer of its current one are left, so the one-test files do not follow each other.)
 SLOW_FILES = (
     "test_model_xla.py", "test_train_script.py", "test_model.py", "test_export.py", "test_distribute.py",
-    "test_resume.py", "test_evaluate_script.py", "test_predict.py", "test_budget.py", "benchmarks/test_ab.py",
+    "test_evaluate_script.py", "test_resume.py", "test_predict.py", "test_budget.py", "benchmarks/test_ab.py",
     "benchmarks/test_group_norm_layout.py",
 )
-TESTS = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(os.path.realpath(__file__))
+
+
+def _relative(path):
+    """``path`` relative to ``tests/``, with ``/`` (symbolic links resolved on both sides)."""
+    return os.path.relpath(os.path.realpath(path), TESTS).replace(os.sep, "/")
 
 
 def pytest_collection_modifyitems(items):
     """Collect ``SLOW_FILES`` first, in their order; the order within a file, and of the other files, stays."""
     rank = {name: position for position, name in enumerate(SLOW_FILES)}
-    items.sort(key=lambda item: rank.get(os.path.relpath(item.path, TESTS).replace(os.sep, "/"), len(rank)))
+    items.sort(key=lambda item: rank.get(_relative(item.path), len(rank)))
 
 
 def load_benchmark(name):
@@ -92,8 +99,6 @@ TWO_ELLIPSES = [(18, 20, 11, 13), (44, 42, 9, 8)]  # (cy, cx, ry, rx): two separ
 def ellipse_batch(config, ellipses=TWO_ELLIPSES):
     """``(image, masks, batch)``: one ``ellipse_image`` of ``config.image_size`` px as a batch of 1, keyed as the
     model's train step reads it."""
-    from mrcnn_tf.data.instances import make_example  # here, not at the top: conftest stays free of TensorFlow
-
     image, masks = ellipse_image(config.image_size, ellipses)
     example = make_example(image, masks, np.ones(len(masks), np.int32), config.image_size,
                            config.max_instances, "synthetic")
