@@ -27,15 +27,15 @@ SLOW_FILES = (
 TESTS = os.path.dirname(os.path.realpath(__file__))
 
 
-def _relative(path):
-    """``path`` relative to ``tests/``, with ``/`` (symbolic links resolved on both sides)."""
-    return os.path.relpath(os.path.realpath(path), TESTS).replace(os.sep, "/")
+def collection_rank(path):
+    """Where the test file ``path`` goes: its place in ``SLOW_FILES``, or after them all (symbolic links resolved)."""
+    relative = os.path.relpath(os.path.realpath(path), TESTS).replace(os.sep, "/")
+    return SLOW_FILES.index(relative) if relative in SLOW_FILES else len(SLOW_FILES)
 
 
 def pytest_collection_modifyitems(items):
     """Collect ``SLOW_FILES`` first, in their order; the order within a file, and of the other files, stays."""
-    rank = {name: position for position, name in enumerate(SLOW_FILES)}
-    items.sort(key=lambda item: rank.get(_relative(item.path), len(rank)))
+    items.sort(key=lambda item: collection_rank(item.path))
 
 
 def load_benchmark(name):

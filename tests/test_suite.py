@@ -26,8 +26,7 @@ def test_slow_files_are_collected_first_in_their_order_and_the_rest_keep_theirs(
 
 def test_this_session_collected_the_slow_files_first(request):
     """Whatever subset of the suite runs, the collected files come in ``SLOW_FILES``' order, the others after."""
-    rank = {name: position for position, name in enumerate(conftest.SLOW_FILES)}
-    ranks = [rank.get(conftest._relative(item.path), len(rank)) for item in request.session.items]
+    ranks = [conftest.collection_rank(item.path) for item in request.session.items]
     assert ranks == sorted(ranks)
 
 
