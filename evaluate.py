@@ -1,88 +1,10 @@
-"""Evaluate a trained model, a COCO results file, or a confusion matrix.
+"""Evaluate from a clone: the same command as ``mrcnn-evaluate`` (``mrcnn_tf.cli.evaluate``; ``--help`` for flags).
 
-    python evaluate.py --model runs/lgg --data ../shared/data/lgg --split test --out reports/lgg_test
-    python evaluate.py --ground-truth GT.json --detections RESULTS.json --out reports/theirs
-    python evaluate.py --from-counts 15 1 2 7
+    python evaluate.py --model runs/lgg --data DATA/lgg --split test --out reports/lgg_test
 """
-import argparse
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from mrcnn_tf.errors import run_command  # noqa: E402
-
-
-def fraction(text):
-    """``--min-precision``: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
-
-
-def score_threshold(text):
-    """``--score-threshold``: a number in [0, 1], or ``val``."""
-    if text == "val":
-        return text
-    try:
-        return fraction(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or 'val', got {text!r}") from None
-
-
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--model", help="run folder written by train.py")
-    mode.add_argument("--ground-truth", help="COCO ground-truth json (with --detections)")
-    mode.add_argument("--from-counts", type=int, nargs=4, metavar=("TP", "FP", "FN", "TN"))
-    p.add_argument("--data", help="dataset (any format train.py reads), with --model")
-    p.add_argument("--format", default="auto", choices=("auto", "lgg", "coco", "folder"))
-    p.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
-    p.add_argument("--detections", help="COCO results json, with --ground-truth")
-    p.add_argument("--out", help="report folder")
-    p.add_argument("--score-threshold", type=score_threshold, default=0.5,
-                   help="an image is positive at this score; with --model, 'val' chooses the score that gives "
-                        "the best image-level F1 on the run's validation split")
-    p.add_argument("--min-precision", type=fraction, default=None,
-                   help="with --score-threshold val: choose among the scores whose validation precision is at "
-                        "least this (the F1-best of them; the most precise when none reaches it)")
-    p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
-    p.add_argument("--weights", default="final", choices=("final", "best"),
-                   help="with --model: the run's final weights or its best by validation mask AP50")
-    args = p.parse_args(argv)
-    if args.model and not (args.data and args.out):
-        p.error("--model needs --data and --out")
-    if args.ground_truth and not (args.detections and args.out):
-        p.error("--ground-truth needs --detections and --out")
-    if args.score_threshold == "val" and not args.model:
-        p.error("--score-threshold val needs --model (a run with a validation split)")
-    if args.min_precision is not None and args.score_threshold != "val":
-        p.error("--min-precision needs --score-threshold val")
-    return args
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    from mrcnn_tf.evaluation import commands
-
-    if args.from_counts:
-        print("\n".join(commands.counts_summary(*args.from_counts)))
-        return 0
-    if args.model:
-        def run():
-            return commands.evaluate_run(args.model, args.data, args.split, args.out,
-                                         score_threshold=args.score_threshold, max_images=args.max_images,
-                                         data_format=args.format, weights=args.weights,
-                                         min_precision=args.min_precision or 0.0)
-    else:
-        def run():
-            return commands.evaluate_coco_files(args.ground_truth, args.detections, args.out, args.score_threshold)
-    return run_command(run, lambda _: f"report written to {args.out}")
+from mrcnn_tf.cli.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main())

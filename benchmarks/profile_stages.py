@@ -5,7 +5,9 @@
 Train-step times grow stage by stage (each line runs everything above it too, forward + backward + SGD update of the
 variables it touches); a stage's cost is its line minus the line above. FLOPs are TF's own op statistics of the
 traced graphs (``tf.compat.v1.profiler``: convolutions, matmuls and their gradients, 2 per multiply-add).
-The inference pass is cut the same way (forward only). Prints a table to stderr and one JSON line to stdout.
+The inference pass is cut the same way (forward only). The model runs with this device's speed policy
+(``config.runtime``); FLOPs are counted on its twin without XLA (``speed.counting_twin``), since TF's op statistics
+do not count inside XLA functions. Prints a table to stderr and one JSON line to stdout.
 """
 import argparse
 import json
@@ -13,14 +15,12 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import mrcnn_tf  # noqa: E402,F401  (first: it sets TensorFlow's CPU environment before TF loads)
 
 import tensorflow as tf  # noqa: E402
 
-import speed  # noqa: E402
+import speed  # noqa: E402  (benchmarks/speed.py: Python puts a script's own folder on its path)
 from mrcnn_tf.ops import masks as mask_ops  # noqa: E402
 from mrcnn_tf.training import compile_model  # noqa: E402
 
@@ -52,9 +52,9 @@ STAGES = ("backbone + FPN", "RPN head + RPN targets/losses", "proposals (top-k, 
 
 def inference_upto(model, images, stage):
     """The inference pass cut after ``stage`` (1 backbone+FPN ... 6 mask pasting), reduced to a scalar; backbone
-    + FPN and RPN head under XLA when ``inference.xla_features`` says so, and the RoIAligns by crop_and_resize
-    (``train.crop_roi_align``), as ``inference.detect`` runs them."""
-    xla = model.config.inference.xla_features
+    + FPN and RPN head under XLA when ``runtime.xla_features`` says so, and the RoIAligns by crop_and_resize
+    (``runtime.crop_roi_align``), as ``inference.detect`` runs them."""
+    xla = model.runtime.xla_features
     features = model.extract_features(images, xla=xla)
     out = [tf.reduce_sum(f) for f in features]
     if stage >= 2:
@@ -83,6 +83,8 @@ INFERENCE_STAGES = ("backbone + FPN", "RPN head + proposals", "box RoIAlign + bo
 
 
 def make_step(model, stage):
+    """A ``tf.function`` of a batch: the train step cut after ``stage`` (``stage_losses``), its gradients and a
+    plain SGD update of the variables they reach (a tiny rate: the weights stay as they are); returns the loss."""
     @tf.function
     def step(batch):
         with tf.GradientTape() as tape:
@@ -97,13 +99,13 @@ def make_step(model, stage):
     return step
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__)
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--settings", choices=("torchvision", "ours"), default="torchvision")
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--norm", choices=("frozen_bn", "group_norm"), default=None)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     config = speed.benchmark_config(args.settings, args.image_size, 1, args.norm)
     model = compile_model(config)
     counting = speed.counting_twin(model)

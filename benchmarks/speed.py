@@ -6,11 +6,14 @@
 Input: synthetic images with one filled ellipse as the only instance, as ``../shared/bench/peer_torchvision.py``.
 Times are medians after two warm-up steps (the first traces the graph); inference is per image; the pipeline
 figure is the training tf.data pipeline alone (with augmentation). GFLOPs are TF's op statistics of the traced
-train step (forward + gradients) and inference graphs (``benchmarks/profile_stages.py``). ``gemm_gflop_per_s`` is
-this machine's rate, in the same run, on one fixed float32 product by ``tf.matmul``, ``GEMM_SHAPE``: the box head's
-first layer at torchvision's settings, 256 px, batch 1 (``[512, 12544] x [12544, 1024]``, the train step's largest
-single product there). The step's own GFLOP/s against it says how close to the machine's limit the step runs.
-Everything but the JSON line goes to stderr.
+train step (forward + gradients) and inference graphs (``benchmarks/profile_stages.py`` splits them stage by stage
+with the same counters). ``gemm_gflop_per_s`` is this machine's rate, in the same run, on one fixed float32
+product by ``tf.matmul``, ``GEMM_SHAPE``: the box head's first layer at torchvision's settings, 256 px, batch 1
+(``[512, 12544] x [12544, 1024]``, the train step's largest single product there). The step's own GFLOP/s against
+it says how close to the machine's limit the step runs. Everything but the JSON line goes to stderr.
+
+The model runs with this device's speed policy (``config.runtime``; ``--jit-compile`` compiles the whole train
+step by XLA instead); the JSON line names the device and whether the step was compiled whole.
 
 ``--settings torchvision`` (the default) samples and keeps as torchvision's ``maskrcnn_resnet50_fpn`` does:
 RPN 256 anchors per image at 0.5 positives, 2000/1000 proposals before/after NMS in training and 1000/1000 at
@@ -21,11 +24,9 @@ unless ``--no-ours``, the same figures with our own defaults (``mrcnn_tf.config`
 import argparse
 import json
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import mrcnn_tf  # noqa: E402,F401  (first: it sets TensorFlow's CPU environment before TF loads)
 
@@ -47,19 +48,23 @@ TORCHVISION = {
 
 
 def benchmark_config(settings, image_size, batch_size, norm=None, jit_compile=False):
-    """Our defaults at ``image_size`` / ``batch_size``, with torchvision's sampling when ``settings`` says so."""
+    """Our defaults at ``image_size`` / ``batch_size``, with torchvision's sampling when ``settings`` says so.
+    ``jit_compile``: the whole train step compiled by XLA; otherwise the device policy's speed switches."""
     config = Config(image_size=image_size).replace(
-        backbone={"norm": norm}, train={"jit_compile": jit_compile, "batch_size": batch_size}
+        backbone={"norm": norm}, train={"batch_size": batch_size}, runtime={"jit_compile": jit_compile or None}
     )
     return config.replace(**TORCHVISION) if settings == "torchvision" else config
 
 
+# The runtime switches that put parts of the train step under XLA (or crop_and_resize, whose gradient XLA runs).
+COUNTING_RUNTIME = {"xla_conv": False, "xla_group_norm": False, "xla_roi_align": False, "crop_roi_align": False}
+
+
 def counting_twin(model):
-    """``model`` rebuilt with every training XLA option off, with its weights: TF's op statistics do not count
-    inside XLA functions, so FLOPs are counted on this twin (the same arithmetic and, with the same weights, the
-    same sampled RoIs, so the same mask-head count)."""
-    twin = compile_model(model.config.replace(train={"xla_conv": False, "xla_group_norm": False,
-                                                     "xla_roi_align": False, "crop_roi_align": False}))
+    """``model`` rebuilt with every training XLA switch off (``COUNTING_RUNTIME``), with its weights: TF's op
+    statistics do not count inside XLA functions, so FLOPs are counted on this twin (the same arithmetic and,
+    with the same weights, the same sampled RoIs, so the same mask-head count)."""
+    twin = compile_model(model.config.replace(runtime=COUNTING_RUNTIME))
     twin.set_weights(model.get_weights())
     return twin
 
@@ -85,8 +90,8 @@ def example_batch(example, batch_size):
 
 def in_process_inference(model):
     """``model``'s inference as ``inference.detect`` runs it (backbone + FPN, RPN head and box RoIAlign under XLA
-    when ``inference.xla_features``), as one ``tf.function`` of the images."""
-    return tf.function(lambda x: model(x, training=False, xla_features=model.config.inference.xla_features))
+    when ``runtime.xla_features``), as one ``tf.function`` of the images."""
+    return tf.function(lambda x: model(x, training=False, xla_features=model.runtime.xla_features))
 
 
 def cpu_description():
@@ -157,7 +162,7 @@ def mask_head_gflop(model, batch_size, rois, training):
     batch of that size. Under XLA the head runs on static slots the graph statistics already count: 0 here.
     """
     cfg = model.config
-    if cfg.train.jit_compile:
+    if model.runtime.jit_compile:
         return 0.0
     pooled = tf.zeros([batch_size, rois, cfg.roi.mask_pool_size, cfg.roi.mask_pool_size, cfg.backbone.fpn_channels])
 
@@ -220,22 +225,25 @@ def measure(config, steps):
     }, batch
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--norm", choices=("frozen_bn", "group_norm"), default=None)
     p.add_argument("--settings", choices=("torchvision", "ours"), default="torchvision")
-    p.add_argument("--jit-compile", action="store_true")
+    p.add_argument("--jit-compile", action="store_true",
+                   help="compile the whole train step by XLA (runtime.jit_compile)")
     p.add_argument("--no-ours", action="store_true", help="skip the second measurement with our own defaults")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     config = benchmark_config(args.settings, args.image_size, args.batch_size, args.norm, args.jit_compile)
     result, batch = measure(config, args.steps)
     result["pipeline_images_per_s"] = round(pipeline_images_per_s(batch), 1)
     result["gemm_gflop_per_s"] = round(gemm_gflop_per_s(args.steps), 1)
+    runtime = config.runtime.resolved(gpu_visible=bool(tf.config.list_physical_devices("GPU")))  # as the model's
     result.update({"image_size": args.image_size, "batch_size": args.batch_size, "settings": args.settings,
-                   "norm": config.backbone.resolved_norm, "jit_compile": args.jit_compile, **cpu_description()})
+                   "norm": config.backbone.resolved_norm, "device": runtime.device,
+                   "jit_compile": runtime.jit_compile, **cpu_description()})
     if args.settings == "torchvision" and not args.no_ours:
         ours = benchmark_config("ours", args.image_size, args.batch_size, args.norm, args.jit_compile)
         result["ours"], _ = measure(ours, args.steps)

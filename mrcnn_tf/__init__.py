@@ -6,7 +6,7 @@ import os
 # - TF_CPU_ALLOCATOR_USE_BFC: TF's caching allocator. Without it each step's large temporaries (the RoIAlign taps
 #   of 1000 proposals: 800 MB) are fresh pages from the OS, faulted in again every step.
 # - TF_ENABLE_ONEDNN_OPTS: oneDNN kernels, which TF turns on by itself only on CPUs with AVX-512 VNNI or newer.
-# README, "Speed beside torchvision's Mask R-CNN", has what they change on an AVX2-only CPU.
+# docs/performance.md has what they change on an AVX2-only CPU.
 CPU_ENVIRONMENT = {"TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_ENABLE_ONEDNN_OPTS": "1"}
 for _name, _value in CPU_ENVIRONMENT.items():
     os.environ.setdefault(_name, _value)

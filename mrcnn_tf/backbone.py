@@ -11,55 +11,42 @@ import os
 import keras
 
 from mrcnn_tf.errors import ConfigError
-from mrcnn_tf.layers.conv import Conv2D
-from mrcnn_tf.layers.group_norm import GroupNormalization
+from mrcnn_tf.layers.factory import LayerFactory
 
-BN_EPSILON = 1.001e-5  # keras.applications' value
 STAGES = (("conv2", 64, 3, 1), ("conv3", 128, 4, 2), ("conv4", 256, 6, 2), ("conv5", 512, 3, 2))
 # Caffe-style ImageNet statistics, RGB order, as keras.applications.resnet.preprocess_input expects.
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 
 
-def normalization(norm, name, groups=32, xla=False):
-    """A frozen BatchNorm (inference mode, not trained) or a GroupNorm layer (``xla``: its training calls
-    compiled by XLA, see :class:`~mrcnn_tf.layers.group_norm.GroupNormalization`)."""
-    if norm == "frozen_bn":
-        layer = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=name + "_bn")
-        layer.trainable = False  # Keras 3: a non-trainable BatchNorm also runs in inference mode
-        return layer
-    if norm == "group_norm":
-        return GroupNormalization(xla=xla, groups=groups, epsilon=1e-5, name=name + "_gn")
-    raise ConfigError(f"norm must be 'frozen_bn' or 'group_norm', got {norm!r}")
-
-
-def _bottleneck(x, filters, stride, shortcut_conv, name, norm, groups, xla_norm, xla_conv):
+def _bottleneck(x, filters, stride, shortcut_conv, name, layers):
     if shortcut_conv:
-        shortcut = Conv2D(4 * filters, 1, strides=stride, xla=xla_conv, name=name + "_0_conv")(x)
-        shortcut = normalization(norm, name + "_0", groups, xla_norm)(shortcut)
+        shortcut = layers.conv(4 * filters, 1, strides=stride, name=name + "_0_conv")(x)
+        shortcut = layers.norm_layer(name + "_0")(shortcut)
     else:
         shortcut = x
-    x = Conv2D(filters, 1, strides=stride, xla=xla_conv, name=name + "_1_conv")(x)
-    x = normalization(norm, name + "_1", groups, xla_norm)(x)
+    x = layers.conv(filters, 1, strides=stride, name=name + "_1_conv")(x)
+    x = layers.norm_layer(name + "_1")(x)
     x = keras.layers.Activation("relu", name=name + "_1_relu")(x)
-    x = Conv2D(filters, 3, padding="same", xla=xla_conv, name=name + "_2_conv")(x)
-    x = normalization(norm, name + "_2", groups, xla_norm)(x)
+    x = layers.conv(filters, 3, padding="same", name=name + "_2_conv")(x)
+    x = layers.norm_layer(name + "_2")(x)
     x = keras.layers.Activation("relu", name=name + "_2_relu")(x)
-    x = Conv2D(4 * filters, 1, xla=xla_conv, name=name + "_3_conv")(x)
-    x = normalization(norm, name + "_3", groups, xla_norm)(x)
+    x = layers.conv(4 * filters, 1, name=name + "_3_conv")(x)
+    x = layers.norm_layer(name + "_3")(x)
     x = keras.layers.Add(name=name + "_add")([shortcut, x])
     return keras.layers.Activation("relu", name=name + "_out")(x)
 
 
-def build_resnet50(image_size, norm="frozen_bn", groups=32, xla_norm=False, xla_conv=False):
-    """A functional ResNet50 returning ``[C2, C3, C4, C5]`` (strides 4, 8, 16, 32). ``xla_norm``: GroupNorm's
-    training calls compiled by XLA; ``xla_conv``: the convolutions' training forwards compiled by XLA.
+def build_resnet50(image_size, layers=None):
+    """A functional ResNet50 returning ``[C2, C3, C4, C5]`` (strides 4, 8, 16, 32), its convolutions and norms
+    made by ``layers`` (a :class:`~mrcnn_tf.layers.factory.LayerFactory`; default frozen BatchNorm, no XLA).
 
     Input: ``[B, S, S, 3]`` float, already normalised (see :func:`preprocess`).
     """
+    layers = layers or LayerFactory()
     inputs = keras.Input((image_size, image_size, 3), name="normalized_image")
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
-    x = Conv2D(64, 7, strides=2, xla=xla_conv, name="conv1_conv")(x)
-    x = normalization(norm, "conv1", groups, xla_norm)(x)
+    x = layers.conv(64, 7, strides=2, name="conv1_conv")(x)
+    x = layers.norm_layer("conv1")(x)
     x = keras.layers.Activation("relu", name="conv1_relu")(x)
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
@@ -67,8 +54,7 @@ def build_resnet50(image_size, norm="frozen_bn", groups=32, xla_norm=False, xla_
     for stage, filters, blocks, stride in STAGES:
         for block in range(1, blocks + 1):
             first = block == 1
-            x = _bottleneck(x, filters, stride if first else 1, first, f"{stage}_block{block}", norm, groups,
-                            xla_norm, xla_conv)
+            x = _bottleneck(x, filters, stride if first else 1, first, f"{stage}_block{block}", layers)
         outputs.append(x)
     return keras.Model(inputs, outputs, name="resnet50")
 

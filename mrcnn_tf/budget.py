@@ -2,19 +2,26 @@
 steps as the budget holds, so that the rate reaches 0 when the budget ends on this machine rather than part-way
 down the curve (a run stopped by ``--minutes`` half-way down a cosine has trained at a high rate throughout).
 
-``train.py --minutes N --fit-schedule`` and ``benchmarks/accuracy.py --minutes N`` use it. A resumed run keeps
-the schedule its folder recorded. A run killed before its first checkpoint starts again from step 0 and plans
-again, for the minutes its budget has left (``RUN/train_time.json`` keeps the time its steps already took).
+``mrcnn-train --minutes N --fit-schedule`` (or ``--preset best --minutes N``) and ``benchmarks/accuracy.py`` use
+it. A resumed run keeps the schedule its folder recorded. A run killed before its first checkpoint starts again
+from step 0 and plans again, for the minutes its budget has left (``RUN/train_time.json`` keeps the time its
+steps already took).
 """
 import json
 import os
 import sys
 import time
 
+import keras
+import numpy as np
+
+from mrcnn_tf import callbacks, runs, training
+from mrcnn_tf.data import pipeline, readers
+from mrcnn_tf.data.splits import spread_indices
+
 # A new run plans its steps to fill this share of the budget: the rest absorbs steps slower than the measured
 # ones (a busier machine, slices with more tumours).
 SCHEDULE_MARGIN = 0.95
-SCHEDULE_FILE = "schedule.json"
 
 
 def fit_schedule(config, minutes, step_seconds, margin=SCHEDULE_MARGIN):
@@ -31,19 +38,11 @@ def measure_step_seconds(config, data_root, data_format="auto", skip_bad=False, 
     """The median seconds of a train step of ``config`` as ``model.fit`` runs it (on the default strategy), on
     ``slices`` slices spread over the dataset at ``data_root``, after ``warmup`` steps. Real slices, not a
     synthetic one: their 1-4 tumours send more positive RoIs through the mask head, which sets much of a step's
-    time (1.5 s against 1.14 s on the LGG data here).
+    time.
 
-    The median, not the mean: a step that meets a new count of positive RoIs compiles XLA programs for the mask
-    head's GroupNorm once per process (2-5 s more), and the first steps meet many of them. Their mean planned
-    1.99 s where the run then trained at a 1.46 s median, which would have ended the schedule after 60 of 75
-    minutes."""
-    import keras
-    import numpy as np
-
-    from mrcnn_tf import training
-    from mrcnn_tf.data import pipeline, readers
-    from mrcnn_tf.evaluation.runner import spread_indices
-
+    The median, not the mean: the first steps meet new shapes (counts of positive RoIs) and trace or compile
+    for them, seconds each, once per process; their mean would plan too few steps for the budget and end the
+    schedule early (benchmarks/RESULTS.md, run B4)."""
     class StepTimes(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
@@ -71,17 +70,15 @@ def plan_schedule(config, data_root, out_dir, minutes, data_format="auto", skip_
     """The configuration to train: ``config`` with its schedule sized to what is left of ``minutes``
     (``fit_schedule``) when it is a new run with a budget and a decaying schedule, else ``config`` unchanged (a
     resumed run keeps its own folder's). What was measured and planned goes to ``RUN/schedule.json``."""
-    from mrcnn_tf import callbacks, training
-
-    _, resuming = training.run_config(out_dir, config)
+    _, resuming = runs.resumable_config(out_dir, config)
     if resuming:
         return config
-    plan_path = os.path.join(out_dir, SCHEDULE_FILE)
+    plan_path = runs.path(out_dir, runs.SCHEDULE_FILE)
     if os.path.isfile(plan_path):  # a plan of an earlier start that never reached a checkpoint
         os.remove(plan_path)
     if minutes is None or config.train.lr_schedule == "constant":
         return config
-    left = minutes - callbacks.spent_seconds(os.path.join(out_dir, training.TIME_FILE)) / 60.0
+    left = minutes - callbacks.spent_seconds(runs.path(out_dir, runs.TIME_FILE)) / 60.0
     if left <= 0:  # the budget is spent: training stops at once, whatever the schedule
         return config
     step_seconds = measure_step_seconds(config, data_root, data_format, skip_bad)

@@ -15,10 +15,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mrcnn_tf import runs, visualize
+from mrcnn_tf.data.splits import spread_indices
 from mrcnn_tf.errors import ConfigError
+from mrcnn_tf.evaluation import ap, confusion, runner
 
-BEST_WEIGHTS_FILE = "best.weights.h5"
-BEST_FILE = "best.json"  # which step the best weights are from, and their validation figures
 
 
 def global_step(model):
@@ -224,15 +225,13 @@ class ValidationMetrics(keras.callbacks.Callback):
         super().__init__()
         self.reader, self.items, self.out_dir = reader, items, out_dir
         self.every, self.writer, self.score_threshold = every, writer, score_threshold
-        self.best_path = os.path.join(out_dir, BEST_FILE)
+        self.best_path = os.path.join(out_dir, runs.BEST_FILE)
         self.best = json.load(open(self.best_path)) if os.path.isfile(self.best_path) else None
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.items or not self.every or (epoch + 1) % self.every:
             return
-        from mrcnn_tf.evaluation import ap, confusion, runner
-
-        keep = runner.spread_indices(4, len(self.items))
+        keep = spread_indices(4, len(self.items))
         records, images = runner.predict_records(self.model, self.items, self.reader, keep, verbose=False)
         counts = confusion.image_level_counts(records, self.score_threshold)
         figures = {
@@ -250,7 +249,7 @@ class ValidationMetrics(keras.callbacks.Callback):
             return
         partial = os.path.join(self.out_dir, "best.partial.weights.h5")
         self.model.save_weights(partial)  # then renamed: a kill while writing leaves the last best whole
-        os.replace(partial, os.path.join(self.out_dir, BEST_WEIGHTS_FILE))
+        os.replace(partial, os.path.join(self.out_dir, runs.BEST_WEIGHTS_FILE))
         self.best = {"epoch": epoch + 1, "step": global_step(self.model), **figures}
         with open(self.best_path + ".tmp", "w") as f:
             json.dump(self.best, f, indent=1)
@@ -259,8 +258,6 @@ class ValidationMetrics(keras.callbacks.Callback):
     def _log_images(self, records, images):
         if self.writer is None or not images:
             return
-        from mrcnn_tf import visualize
-
         tiles = []
         for index, image in sorted(images.items()):
             record = records[index]

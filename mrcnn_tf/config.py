@@ -19,6 +19,13 @@ Detectron defaults (which are for ~800-pixel COCO images):
   ``max_detections = 20`` best detections; a slice holds at most 4 tumours in the LGG data. Benchmarks that
   compare with torchvision set its 512 RoIs and 100 detections explicitly.
 
+Two more parts:
+
+* ``runtime``: the speed policy (XLA and RoIAlign switches), apart from the model's definition and chosen per
+  device (:data:`DEVICE_POLICIES`); no switch changes a result.
+* Presets (:data:`PRESETS`): the named training recipes ``paper`` (the defaults, as Table 2 states them) and
+  ``best`` (what trains fastest from scratch on a CPU budget), as ``mrcnn-train --preset`` takes them.
+
 Everything is plain data and serialises to JSON (``Config.to_json`` / ``Config.from_json``), so a run folder
 records exactly the configuration it trained with.
 """
@@ -114,9 +121,6 @@ class InferenceConfig:
     nms_iou: float = 0.5
     max_detections: int = 20
     mask_threshold: float = 0.5
-    # in-process inference (detect, evaluate) runs backbone + FPN and the RPN head under XLA: faster
-    # on CPU (one compile per batch shape); exported SavedModels stay XLA-free
-    xla_features: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,18 +135,6 @@ class TrainConfig:
     steps_per_epoch: int = 200
     epochs: int = 30
     mixed_precision: bool = False
-    jit_compile: bool = False
-    # the losses' box RoIAlign (a fixed RoI count) compiled by XLA alone, where crop_roi_align is off: faster on CPU
-    xla_roi_align: bool = True
-    # RoIAlign by crop_and_resize (the same values): inference's two and the losses' box one, whose gradient is then
-    # the gather's compiled by XLA; faster on CPU than xla_roi_align, which it replaces; off under jit_compile
-    crop_roi_align: bool = True
-    # backbone and FPN GroupNorms' training calls compiled by XLA (one compile a shape): faster on CPU; the mask
-    # head's stay plain (its RoI count changes every step)
-    xla_group_norm: bool = True
-    # backbone, FPN and RPN convolutions' training forwards by XLA, input gradients TF's kernels, 3x3 filter gradients
-    # as patches @ dy by XLA: faster on CPU (measured on AVX2); a CPU measure, so not applied where a GPU is visible
-    xla_conv: bool = True
     seed: int = 0
     split_ratios: tuple = (0.7, 0.2, 0.1)
     split_seed: int = 0
@@ -154,6 +146,55 @@ class TrainConfig:
     augment: bool = True
     empty_slice_repeat: int = 1  # each pass over the training data shows a slice without tumour this many times
     strategy: str = "default"  # "default" (one device), "mirrored" (all local GPUs), "multiworker"
+
+
+# The speed policy of each device: every switch computes the same losses, gradients and detections (the tests
+# check), only faster or slower. Measured on a 2-core AVX2 CPU (docs/performance.md); not measured on a GPU,
+# where only ``xla_conv`` is known not to apply (it replaces oneDNN's CPU kernels; cuDNN's stay).
+DEVICE_POLICIES = {
+    "cpu": {"jit_compile": False, "xla_roi_align": True, "crop_roi_align": True, "xla_group_norm": True,
+            "xla_conv": True, "xla_features": True},
+    "gpu": {"jit_compile": False, "xla_roi_align": True, "crop_roi_align": True, "xla_group_norm": True,
+            "xla_conv": False, "xla_features": True},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    """How the model computes, never what: the speed switches, each ``None`` for the device policy's value
+    (:data:`DEVICE_POLICIES`). ``device``: ``"auto"`` (the GPU policy where TensorFlow sees a GPU, else the CPU
+    one), ``"cpu"`` or ``"gpu"``.
+
+    * ``jit_compile``: the whole train step compiled by XLA (static shapes: the mask head runs on every RoI slot).
+    * ``xla_roi_align``: the losses' box RoIAlign compiled by XLA alone (where ``crop_roi_align`` is off).
+    * ``crop_roi_align``: RoIAlign by ``crop_and_resize`` (the same values): inference's two and the losses' box
+      one, whose gradient is then the gather's compiled by XLA; off under ``jit_compile``, which cannot compile it.
+    * ``xla_group_norm``: backbone and FPN GroupNorms' training calls compiled by XLA (the mask head's stay plain:
+      its RoI count changes every step).
+    * ``xla_conv``: backbone, FPN and RPN convolutions' training forwards by XLA, 3x3 filter gradients as
+      patches @ dy by XLA (``ops.conv``).
+    * ``xla_features``: in-process inference (detect, evaluate) runs backbone + FPN and the RPN head under XLA;
+      exported SavedModels stay XLA-free.
+    """
+
+    device: str = "auto"
+    jit_compile: bool | None = None
+    xla_roi_align: bool | None = None
+    crop_roi_align: bool | None = None
+    xla_group_norm: bool | None = None
+    xla_conv: bool | None = None
+    xla_features: bool | None = None
+
+    def resolved(self, gpu_visible):
+        """A copy with ``device`` set to ``"cpu"`` or ``"gpu"`` and every switch a bool: the ones given, the
+        device policy's for the rest. ``gpu_visible``: whether TensorFlow sees a GPU (for ``device="auto"``)."""
+        if self.device not in ("auto", "cpu", "gpu"):
+            raise ConfigError(f"runtime.device must be 'auto', 'cpu' or 'gpu', got {self.device!r}")
+        device = ("gpu" if gpu_visible else "cpu") if self.device == "auto" else self.device
+        policy = DEVICE_POLICIES[device]
+        switches = {name: policy[name] if getattr(self, name) is None else bool(getattr(self, name))
+                    for name in policy}
+        return RuntimeConfig(device=device, **switches)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +210,7 @@ class Config:
     roi: RoIConfig = RoIConfig()
     inference: InferenceConfig = InferenceConfig()
     train: TrainConfig = TrainConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
 
     def __post_init__(self):
         stride = self.anchors.strides[-1]
@@ -219,10 +261,14 @@ class Config:
 
     @classmethod
     def from_dict(cls, data):
+        """The configuration of a ``to_dict`` dict; ConfigError for an unknown key."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"expected a JSON object of configuration sections, got {type(data).__name__}")
+        data = _without_moved_speed_switches(data)
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = set(data) - set(fields)
         if unknown:
-            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+            raise ConfigError(f"unknown config keys: {sorted(unknown)}")
         kwargs = {}
         for name, value in data.items():
             default = getattr(cls(), name)
@@ -234,14 +280,81 @@ class Config:
         return cls(**kwargs)
 
     @classmethod
+    def from_preset(cls, name):
+        """The package defaults with the preset ``name``'s changes (:data:`PRESETS`)."""
+        return cls().replace(**preset(name).changes)
+
+    @classmethod
     def from_json(cls, path):
-        with open(path) as f:
-            return cls.from_dict(json.load(f))
+        """The configuration a ``config.json`` holds; ConfigError naming ``path`` when it cannot be read."""
+        try:
+            with open(path) as f:
+                return cls.from_dict(json.load(f))
+        except (OSError, json.JSONDecodeError, ConfigError, TypeError) as error:
+            raise ConfigError(f"{path}: not a readable configuration ({error})") from error
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named training recipe.
+
+    ``changes``: the sections it sets (as :meth:`Config.replace` takes them) over the package defaults;
+    ``fit_schedule``: a new run with a time budget (``--minutes``) sizes its decaying schedule to it
+    (``mrcnn_tf.budget``); ``scoring``: how its test report picks the score threshold (the ``score_threshold`` and
+    ``min_precision`` of ``evaluation.commands.evaluate_run``).
+    """
+
+    description: str
+    changes: dict
+    fit_schedule: bool = False
+    scoring: dict = dataclasses.field(default_factory=lambda: {"score_threshold": 0.5})
+
+
+PRESETS = {
+    "paper": Preset(
+        description="the paper's Table 2: lr 0.001 constant, batch 1, 200 steps x 30 epochs; scored at 0.5",
+        changes={"train": {"learning_rate": 0.001, "lr_schedule": "constant", "batch_size": 1,
+                           "steps_per_epoch": 200, "epochs": 30}},
+    ),
+    # What trained fastest from scratch on a CPU budget (benchmarks/RESULTS.md has the runs that chose it).
+    "best": Preset(
+        description="lr 0.01 with a cosine decay sized to --minutes, tumour-free slices twice a pass; scored at "
+                    "the validation F1-best threshold with validation precision >= 0.97",
+        changes={"train": {"learning_rate": 0.01, "lr_schedule": "cosine", "warmup_steps": 200, "batch_size": 1,
+                           "steps_per_epoch": 250, "epochs": 20, "empty_slice_repeat": 2}},
+        fit_schedule=True,
+        scoring={"score_threshold": "val", "min_precision": 0.97},
+    ),
+}
+
+
+def preset(name):
+    """The :class:`Preset` called ``name`` (one of :data:`PRESETS`); ConfigError for another name."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+# Where the speed switches lived before the runtime section: runs written then still load, with the switches
+# left to the device policy (none of them changes a result).
+MOVED_SPEED_SWITCHES = {"train": ("jit_compile", "xla_roi_align", "crop_roi_align", "xla_group_norm", "xla_conv"),
+                        "inference": ("xla_features",)}
+
+
+def _without_moved_speed_switches(data):
+    """``data`` without the speed switches of a configuration written before ``runtime`` existed."""
+    if "runtime" in data:
+        return data
+    data = dict(data)
+    for section, names in MOVED_SPEED_SWITCHES.items():
+        if isinstance(data.get(section), dict):
+            data[section] = {k: v for k, v in data[section].items() if k not in names}
+    return data
 
 
 def _section_from_dict(section_type, data):
     names = {f.name for f in dataclasses.fields(section_type)}
     unknown = set(data) - names
     if unknown:
-        raise ValueError(f"unknown {section_type.__name__} keys: {sorted(unknown)}")
+        raise ConfigError(f"unknown {section_type.__name__} keys: {sorted(unknown)}")
     return section_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})

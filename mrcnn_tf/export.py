@@ -1,6 +1,6 @@
 """SavedModel export with a uint8 serving signature, usable without this package (``tf.saved_model.load``).
 
-Usage: ``python -m mrcnn_tf.export --run RUN_DIR --out EXPORT_DIR``.
+Usage: ``mrcnn-export --run RUN_DIR --out EXPORT_DIR`` (``mrcnn_tf.cli.export``).
 
 Signature ``serving_default`` (shape letters: ``B`` batch, ``H``/``W`` input image size, ``D`` detections):
 
@@ -19,19 +19,18 @@ Signature ``serving_default`` (shape letters: ``B`` batch, ``H``/``W`` input ima
 export again from a config that holds the new values. Outputs are float32 / int32 / uint8 whatever the training
 precision.
 """
-import argparse
 import json
 import os
-import sys
 
 import keras
 import tensorflow as tf
 
-from mrcnn_tf import inference, training
-from mrcnn_tf.errors import run_command
+from mrcnn_tf import inference, runs
 
 SIGNATURE = "serving_default"
 EXPORT_FILE = "export.json"
+
+
 def export_settings(config):
     """What the export bakes in (written to ``export.json``): ``D``, the thresholds, the network input size."""
     inference = config.inference
@@ -63,17 +62,6 @@ def export_model(model, out_dir):
 
 
 def export_run(run_dir, out_dir):
-    """Export the final weights of the run folder ``run_dir`` (see ``training``) to ``out_dir``; returns it."""
-    return export_model(training.load_run(run_dir), out_dir)
+    """Export the final weights of the run folder ``run_dir`` (``mrcnn_tf.runs``) to ``out_dir``; returns it."""
+    return export_model(runs.load_run(run_dir), out_dir)
 
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Export a training run as a SavedModel for serving.")
-    parser.add_argument("--run", required=True, help="run folder (config.json + model.weights.h5)")
-    parser.add_argument("--out", required=True, help="export folder to write")
-    args = parser.parse_args(argv)
-    return run_command(lambda: export_run(args.run, args.out), lambda path: f"SavedModel written to {path}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

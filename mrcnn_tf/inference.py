@@ -49,9 +49,9 @@ def serving_fn(model, xla_features=False):
 
 def compiled_serving(model):
     """``serving_fn(model)`` as one cached ``tf.function`` (eager calls would re-run every op from Python), with
-    backbone + FPN and RPN head under XLA when ``config.inference.xla_features``."""
+    backbone + FPN and RPN head under XLA when ``runtime.xla_features``."""
     if model not in _COMPILED:
-        serve = serving_fn(model, model.config.inference.xla_features)
+        serve = serving_fn(model, model.runtime.xla_features)
         _COMPILED[model] = tf.function(serve, input_signature=[IMAGES_SPEC])
     return _COMPILED[model]
 

@@ -15,6 +15,7 @@ from mrcnn_tf import backbone as backbone_lib
 from mrcnn_tf import losses, targets
 from mrcnn_tf.layers.box_head import BoxHead
 from mrcnn_tf.layers.detections import DetectionLayer
+from mrcnn_tf.layers.factory import LayerFactory
 from mrcnn_tf.layers.fpn import FPN
 from mrcnn_tf.layers.mask_head import MaskHead
 from mrcnn_tf.layers.proposals import ProposalLayer
@@ -32,14 +33,14 @@ class MaskRCNN(keras.Model):
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
         self.config = config
-        norm, groups = config.backbone.resolved_norm, config.backbone.group_norm_groups
-        xla_norm = config.train.xla_group_norm
-        # A CPU measure (mrcnn_tf/ops/conv.py): on a GPU, cuDNN's convolutions and gradients stay.
-        xla_conv = config.train.xla_conv and not tf.config.list_physical_devices("GPU")
+        # The speed policy of the device it runs on, resolved once: switches that change no value.
+        self.runtime = config.runtime.resolved(gpu_visible=bool(tf.config.list_physical_devices("GPU")))
+        layers = LayerFactory(norm=config.backbone.resolved_norm, groups=config.backbone.group_norm_groups,
+                              xla_conv=self.runtime.xla_conv, xla_norm=self.runtime.xla_group_norm)
         anchors, rpn, roi = config.anchors, config.rpn, config.roi
-        self.backbone = backbone_lib.build_resnet50(config.image_size, norm, groups, xla_norm, xla_conv)
-        self.fpn = FPN(config.backbone.fpn_channels, norm, groups, xla_norm, xla_conv, name="fpn")
-        self.rpn_head = RPNHead(len(anchors.aspect_ratios), config.backbone.fpn_channels, xla_conv, name="rpn_head")
+        self.backbone = backbone_lib.build_resnet50(config.image_size, layers)
+        self.fpn = FPN(config.backbone.fpn_channels, layers, name="fpn")
+        self.rpn_head = RPNHead(len(anchors.aspect_ratios), config.backbone.fpn_channels, layers, name="rpn_head")
         self.proposal_layer = ProposalLayer(
             config.image_size, anchors.strides, anchors.sizes, anchors.aspect_ratios, rpn.nms_iou,
             (rpn.train_pre_nms_topk, rpn.train_post_nms_topk), (rpn.test_pre_nms_topk, rpn.test_post_nms_topk),
@@ -53,8 +54,7 @@ class MaskRCNN(keras.Model):
             name="mask_roi_align",
         )
         self.box_head = BoxHead(config.num_classes, roi.fc_dim, name="box_head")
-        self.mask_head = MaskHead(config.num_classes, roi.mask_conv_dim, roi.mask_num_convs, norm, groups,
-                                  name="mask_head")
+        self.mask_head = MaskHead(config.num_classes, roi.mask_conv_dim, roi.mask_num_convs, layers, name="mask_head")
         inference = config.inference
         self.detection_layer = DetectionLayer(
             config.image_size, roi.box_weights, inference.score_threshold, inference.nms_iou,
@@ -68,10 +68,10 @@ class MaskRCNN(keras.Model):
         ``classes`` ``[B, D]``, ``valid`` ``[B, D]``, ``num_detections`` ``[B]``, ``mask_probs`` ``[B, D, M, M]``
         and ``masks`` ``[B, D, S, S]`` uint8 (0/1 at the input size).
 
-        ``xla_features``: backbone + FPN and the RPN head compiled by XLA (``inference.xla_features``; off by
+        ``xla_features``: backbone + FPN and the RPN head compiled by XLA (``runtime.xla_features``; off by
         default so that exported graphs stay XLA-free). Both RoIAligns pool by crop_and_resize
-        (``train.crop_roi_align``, unless ``train.jit_compile``: then the box one by gather, under XLA with
-        ``xla_features``): the fastest forward on CPU."""
+        (``runtime.crop_roi_align``, unless ``runtime.jit_compile``: then the box one by gather, under XLA with
+        ``xla_features``)."""
         features = self.extract_features(images, xla=xla_features)  # [P2 .. P6]
         rpn_logits, rpn_deltas = self.rpn_head(features, xla=xla_features)  # [B, N], [B, N, 4]
         proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=False)  # [B, P, 4]
@@ -88,8 +88,8 @@ class MaskRCNN(keras.Model):
     @property
     def crop_roi_align(self):
         """Whether the box RoIAlign of the losses and both of inference pool by crop_and_resize: not when the whole
-        step is compiled by XLA (``train.jit_compile``), which cannot compile it."""
-        return self.config.train.crop_roi_align and not self.config.train.jit_compile
+        step is compiled by XLA (``runtime.jit_compile``), which cannot compile it."""
+        return self.runtime.crop_roi_align and not self.runtime.jit_compile
 
     def pool_boxes(self, features, rois, xla):
         """Box RoIAlign of ``rois`` ``[B, R, 4]`` from ``[P2 ..]``: ``[B, R, 7, 7, F]``, by crop_and_resize where
@@ -123,9 +123,9 @@ class MaskRCNN(keras.Model):
 
         The mask head costs ~1 GFLOP per RoI forward, so it skips padding: with a dynamic count it runs on the
         largest count of the batch, and on at least one slot (a 1x1 conv of an empty batch fails on oneDNN).
-        Under XLA (``train.jit_compile``) shapes must be static: all slots.
+        Under XLA (``runtime.jit_compile``) shapes must be static: all slots.
         """
-        if self.config.train.jit_compile:
+        if self.runtime.jit_compile:
             return slots
         return tf.clip_by_value(tf.reduce_max(counts), 1, slots)
 
@@ -184,10 +184,10 @@ class MaskRCNN(keras.Model):
         }
 
     def _box_losses(self, features, rois):
-        # A fixed count of sampled RoIs: XLA compiles the RoIAlign's gradient once (``train.crop_roi_align``, or
-        # the whole RoIAlign: ``train.xla_roi_align``). The serving graph (``call``) stays free of XLA, which TF
+        # A fixed count of sampled RoIs: XLA compiles the RoIAlign's gradient once (``runtime.crop_roi_align``, or
+        # the whole RoIAlign: ``runtime.xla_roi_align``). The serving graph (``call``) stays free of XLA, which TF
         # Serving's CPU build does not compile by default.
-        pooled = self.pool_boxes(features, rois["rois"], xla=self.config.train.xla_roi_align)  # [B, R, 7, 7, F]
+        pooled = self.pool_boxes(features, rois["rois"], xla=self.runtime.xla_roi_align)  # [B, R, 7, 7, F]
         class_logits, box_deltas = self.box_head(pooled)
         return {
             "cls": losses.classification_loss(class_logits, rois["classes"], rois["valid"]),

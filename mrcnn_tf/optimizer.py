@@ -2,8 +2,8 @@
 
 ``keras.optimizers.SGD(momentum=..., weight_decay=..., global_clipnorm=...)`` runs each of its steps as separate
 elementwise ops over all 44 M parameters: the weight decay, the clipped gradients, the momentum and the variable
-each read and write the whole model again, about ten passes over memory a step. On a 2-core CPU that is
-150-400 ms, more than the box head. :class:`FusedSGD` does the same arithmetic with one XLA-compiled function per
+each read and write the whole model again, about ten passes over memory a step: on a 2-core CPU, more than the
+box head costs (docs/performance.md). :class:`FusedSGD` does the same arithmetic with one XLA-compiled function per
 variable, which reads the variable, its momentum and its gradient once and writes the two new values:
 
     scale = min(1, clipnorm / ||g||_global)          (NaN when the norm is not finite, as Keras)

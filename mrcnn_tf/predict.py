@@ -1,6 +1,7 @@
 """Predictions for a folder of images (or one image) from an export folder or a training run folder.
 
-Usage: ``python -m mrcnn_tf.predict --model EXPORT_DIR_or_RUN_DIR --images PATH --out DIR [--score-threshold 0.5]``.
+Usage: ``mrcnn-predict --model EXPORT_DIR_or_RUN_DIR --images PATH --out DIR [--score-threshold 0.5]``
+(``mrcnn_tf.cli.predict``).
 
 Writes, for the images of ``PATH`` (``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff``, ``.bmp``; grey or colour)::
 
@@ -13,17 +14,15 @@ Writes, for the images of ``PATH`` (``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.
 Only detections scoring at least ``--score-threshold`` are written. Shape letters: ``n`` detections kept,
 ``H``/``W`` image size.
 """
-import argparse
 import json
 import os
-import sys
 
 import cv2
 import numpy as np
 
-from mrcnn_tf import inference, training, visualize
-from mrcnn_tf.data.folder import IMAGE_EXTENSIONS, read_rgb_image
-from mrcnn_tf.errors import ConfigError, DataError, run_command
+from mrcnn_tf import inference, runs, visualize
+from mrcnn_tf.data.images import IMAGE_EXTENSIONS, read_rgb_image
+from mrcnn_tf.errors import ConfigError, DataError
 from mrcnn_tf.evaluation.coco import to_coco_results
 from mrcnn_tf.evaluation.records import ImageRecord
 
@@ -33,14 +32,14 @@ SAVED_MODEL_FILE = "saved_model.pb"
 def load_detector(model_dir):
     """A function ``[H, W, 3]`` uint8 RGB -> ``detect``-style dict (``boxes`` ``[n, 4]`` yxyx in the image's
     pixels, ``scores`` ``[n]``, ``classes`` ``[n]``, ``masks`` ``[n, H, W]`` uint8) from an export folder
-    (``mrcnn_tf.export``) or a run folder (``training``). ConfigError when ``model_dir`` is neither."""
+    (``mrcnn_tf.export``) or a run folder (``mrcnn_tf.runs``). ConfigError when ``model_dir`` is neither."""
     if os.path.isfile(os.path.join(model_dir, SAVED_MODEL_FILE)):
         return _export_detector(model_dir)
-    if os.path.isfile(os.path.join(model_dir, training.CONFIG_FILE)):
-        model = training.load_run(model_dir)
+    if os.path.isfile(runs.path(model_dir, runs.CONFIG_FILE)):
+        model = runs.load_run(model_dir)
         return lambda image: inference.detect(model, image)
     raise ConfigError(f"{model_dir}: expected an export folder (with {SAVED_MODEL_FILE}) or a run folder "
-                      f"(with {training.CONFIG_FILE} and {training.WEIGHTS_FILE})")
+                      f"(with {runs.CONFIG_FILE} and {runs.WEIGHTS_FILE})")
 
 
 def _export_detector(export_dir):
@@ -130,18 +129,3 @@ def _write_json(path, content):
     with open(path, "w") as f:
         json.dump(content, f, indent=1)
 
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Tumour masks, overlays and COCO results for images.")
-    parser.add_argument("--model", required=True, help="export folder (mrcnn_tf.export) or training run folder")
-    parser.add_argument("--images", required=True, help="an image file, or a folder of images")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--score-threshold", type=float, default=0.5,
-                        help="write only detections scoring at least this (default 0.5)")
-    args = parser.parse_args(argv)
-    return run_command(lambda: predict(args.model, args.images, args.out, args.score_threshold),
-                       lambda results: f"{len(results)} detections written to {args.out}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

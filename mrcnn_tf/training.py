@@ -1,19 +1,6 @@
 """A training run: data in, a run folder out (config, checkpoints, history, final weights, sample predictions).
 
-Run folder layout::
-
-    RUN/config.json                  the configuration trained with (Config.to_json)
-    RUN/splits.json                  the patient-level train / val / test split (training uses train only)
-    RUN/state/                       resumable checkpoints (model, optimizer, step); see ``callbacks``
-    RUN/history.csv                  the losses and validation figures of every epoch (and its last step)
-    RUN/train_time.json              wall-clock seconds of training so far, with a time budget (``minutes``)
-    RUN/steps.csv                    the losses, learning rate and milliseconds of every step
-    RUN/tensorboard/                 TensorBoard logs: losses, learning rate, validation figures and overlays
-    RUN/best.weights.h5, best.json   the weights with the best validation mask AP50 so far
-    RUN/model.weights.h5             the final weights
-    RUN/export/                      the final model as a SavedModel for serving (``mrcnn_tf.export``)
-    RUN/predictions/                 overlays and predictions.json for a few training slices
-    RUN/val_report/                  the evaluation report of the validation split (as evaluate.py writes)
+The run folder's layout and file names are ``mrcnn_tf.runs``'.
 """
 import functools
 import json
@@ -24,26 +11,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn_tf import callbacks, inference, visualize
-from mrcnn_tf.config import Config
+from mrcnn_tf import callbacks, inference, runs, visualize
+from mrcnn_tf.export import export_model
 from mrcnn_tf.data import pipeline, readers, splits
 from mrcnn_tf.errors import ConfigError, TrainingDiverged
+from mrcnn_tf.evaluation import commands
 from mrcnn_tf.model import build_model
 from mrcnn_tf.optimizer import FusedSGD
+from mrcnn_tf.runs import path
 from mrcnn_tf.schedules import WarmupSchedule
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.weights.h5"
-TIME_FILE = "train_time.json"
-HISTORY_FILE = "history.csv"
-STEPS_FILE = "steps.csv"
-STATE_DIR = "state"
-EXPORT_DIR = "export"
-
-
-def set_precision(mixed_precision):
-    """``mixed_float16`` for GPU users; float32 otherwise (mixed precision is 4-10x slower on a CPU)."""
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
 
 
 def make_optimizer(train):
@@ -73,11 +49,11 @@ def make_strategy(name):
 
 def compile_model(config, strategy=None):
     """A built and compiled :class:`MaskRCNN` for ``config``, its variables placed by ``strategy``."""
-    set_precision(config.train.mixed_precision)
+    runs.set_precision(config.train.mixed_precision)
     keras.utils.set_random_seed(config.train.seed)
     with (strategy or tf.distribute.get_strategy()).scope():
         model = build_model(config)
-        model.compile(optimizer=make_optimizer(config.train), jit_compile=config.train.jit_compile)
+        model.compile(optimizer=make_optimizer(config.train), jit_compile=model.runtime.jit_compile)
         model.optimizer.build(model.trainable_variables)
     return model
 
@@ -102,10 +78,10 @@ def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbos
     Returns the model; raises :class:`TrainingDiverged` when the loss stops being finite.
     """
     reader = readers.open_dataset(data_root, data_format)
-    config, resuming = run_config(out_dir, config.replace(class_names=tuple(reader.class_names)))
+    config, resuming = runs.resumable_config(out_dir, config.replace(class_names=tuple(reader.class_names)))
     all_items, arrays = load_examples(config, reader, max_slices, verbose=bool(verbose), skip_bad=skip_bad)
     os.makedirs(out_dir, exist_ok=True)
-    config.to_json(os.path.join(out_dir, CONFIG_FILE))
+    runs.write_config(out_dir, config)
     split_map = prepare_splits(out_dir, all_items, arrays, config.train)
     position = {item: i for i, item in enumerate(all_items)}
     items = splits.select(all_items, split_map, "train")
@@ -119,38 +95,27 @@ def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbos
     if resuming:
         print(f"resuming {out_dir} from step {step} (checkpoint {manager.latest_checkpoint})", file=sys.stderr)
     saver = callbacks.CheckpointSaver(manager, config.train.checkpoint_every)
-    budget = callbacks.TimeBudget(os.path.join(out_dir, TIME_FILE), minutes) if minutes is not None else None
+    budget = callbacks.TimeBudget(path(out_dir, runs.TIME_FILE), minutes) if minutes is not None else None
     # The budget first: its clock then times the step alone, not the other callbacks' work.
     callback_list = ([budget] if budget else []) + run_callbacks(saver, reader, val_items, out_dir, config)
     fit_epochs(model, config, arrays, val_arrays, step, callback_list, saver, verbose, budget)
     if saver.diverged_at is not None:
         raise TrainingDiverged(f"the loss became NaN or infinite at step {saver.diverged_at}; training stopped and "
                                f"the last good checkpoint is {manager.latest_checkpoint}")
-    model.save_weights(os.path.join(out_dir, WEIGHTS_FILE))
+    model.save_weights(path(out_dir, runs.WEIGHTS_FILE))
     if num_predictions:
-        write_predictions(model, items, arrays, os.path.join(out_dir, "predictions"), num_predictions)
+        write_predictions(model, items, arrays, path(out_dir, runs.PREDICTIONS_DIR), num_predictions)
     if export:
-        from mrcnn_tf import export as export_lib  # export imports this module
-
-        export_lib.export_model(model, os.path.join(out_dir, EXPORT_DIR))
+        export_model(model, path(out_dir, runs.EXPORT_DIR))
     if validation_report:
         write_validation_report(model, reader, all_items, split_map, out_dir, verbose)
     return model
 
 
-def run_config(out_dir, config):
-    """The config of the run: the run folder's own when it has a checkpoint to resume (so the same command
-    resumes the same run), ``config`` otherwise. Returns ``(config, resuming)``."""
-    path = os.path.join(out_dir, CONFIG_FILE)
-    if os.path.isfile(path) and tf.train.latest_checkpoint(os.path.join(out_dir, STATE_DIR)):
-        return Config.from_json(path), True
-    return config, False
-
-
 def checkpoint_manager(model, out_dir):
     """Resumable state of the run: model and optimizer (with its step counter) in ``RUN/state/``."""
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    return tf.train.CheckpointManager(checkpoint, os.path.join(out_dir, STATE_DIR), max_to_keep=2)
+    return tf.train.CheckpointManager(checkpoint, path(out_dir, runs.STATE_DIR), max_to_keep=2)
 
 
 def restore_latest(model, manager):
@@ -165,11 +130,11 @@ def run_callbacks(saver, reader, val_items, out_dir, config):
     (a step's ``steps.csv`` row, an epoch's ``history.csv`` row and TensorBoard scalars) before the checkpoint it
     belongs to, last (a run killed between the two would otherwise resume after a step or epoch that was never
     logged; CSV rows written after the checkpoint are dropped and written again on resume)."""
-    writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard"))
+    writer = tf.summary.create_file_writer(path(out_dir, runs.TENSORBOARD_DIR))
     return [
         callbacks.ValidationMetrics(reader, val_items, out_dir, config.train.val_every, writer),
-        callbacks.StepLogger(os.path.join(out_dir, STEPS_FILE), writer),
-        callbacks.HistoryLogger(os.path.join(out_dir, HISTORY_FILE)),
+        callbacks.StepLogger(path(out_dir, runs.STEPS_FILE), writer),
+        callbacks.HistoryLogger(path(out_dir, runs.HISTORY_FILE)),
         callbacks.EpochTensorBoard(writer),
         saver,
     ]
@@ -200,32 +165,28 @@ def _validation_items(items, split_map, max_images):
     """Up to ``max_images`` validation items spread over the split (none when the split is empty)."""
     if not split_map["val"]:
         return []
-    from mrcnn_tf.evaluation.runner import spread_indices
-
     chosen = splits.select(items, split_map, "val")
-    return [chosen[i] for i in spread_indices(max_images, len(chosen))]
+    return [chosen[i] for i in splits.spread_indices(max_images, len(chosen))]
 
 
 def write_validation_report(model, reader, items, split_map, out_dir, verbose=1):
     """The evaluation report of the validation split in ``RUN/val_report`` (skipped when the split is empty)."""
-    from mrcnn_tf.evaluation import commands
-
     if not split_map["val"]:
         print("no patient in the validation split: no validation report", file=sys.stderr)
         return None
     source = {"model": out_dir, "split": "val"}
     return commands.evaluate_items(model, reader, splits.select(items, split_map, "val"),
-                                   os.path.join(out_dir, "val_report"), source=source, verbose=bool(verbose))
+                                   path(out_dir, runs.VAL_REPORT_DIR), source=source, verbose=bool(verbose))
 
 
 def prepare_splits(out_dir, items, arrays, train_config):
     """The run's ``splits.json``: read back when the run folder has one, made and written otherwise."""
-    path = os.path.join(out_dir, splits.SPLITS_FILE)
-    if os.path.isfile(path):
-        return splits.read_splits(path)
+    splits_path = path(out_dir, runs.SPLITS_FILE)
+    if os.path.isfile(splits_path):
+        return splits.read_splits(splits_path)
     has_tumour = pipeline.has_instances(arrays["gt_classes"]).tolist()
     split_map = splits.make_splits(items, has_tumour, train_config.split_ratios, train_config.split_seed)
-    splits.write_splits(split_map, path)
+    splits.write_splits(split_map, splits_path)
     return split_map
 
 
@@ -234,31 +195,14 @@ def subset(arrays, indices):
     return {key: value[indices] for key, value in arrays.items()}
 
 
-def load_run(run_dir, weights="final"):
-    """The model of a run folder with its ``"final"`` weights or its ``"best"`` (by validation mask AP50);
-    no pre-trained download: the run's weights win."""
-    if weights not in ("final", "best"):
-        raise ConfigError(f"weights must be 'final' or 'best', got {weights!r}")
-    path = os.path.join(run_dir, WEIGHTS_FILE if weights == "final" else callbacks.BEST_WEIGHTS_FILE)
-    if not os.path.isfile(path):
-        raise ConfigError(f"{path} does not exist: the run has no {weights} weights (has it finished?)")
-    config = Config.from_json(os.path.join(run_dir, CONFIG_FILE))
-    config = config.replace(backbone={"weights": "none", "norm": config.backbone.resolved_norm})
-    set_precision(config.train.mixed_precision)
-    model = build_model(config)
-    model.load_weights(path)
-    return model
-
-
 def _pick_examples(arrays, count):
     """Up to ``count`` indices, half with a tumour and half without where possible, spread over the data."""
     has_tumour = pipeline.has_instances(arrays["gt_classes"])
     positives, negatives = np.flatnonzero(has_tumour), np.flatnonzero(~has_tumour)
     take_neg = min(len(negatives), count // 2)
     take_pos = min(len(positives), count - take_neg)
-    from mrcnn_tf.evaluation.runner import spread_indices
-
-    chosen = [group[spread_indices(k, len(group))] for group, k in ((positives, take_pos), (negatives, take_neg))]
+    chosen = [group[splits.spread_indices(k, len(group))]
+              for group, k in ((positives, take_pos), (negatives, take_neg))]
     return sorted(np.concatenate(chosen).tolist())
 
 

@@ -1,6 +1,10 @@
 """Shared test fixtures: tiny configurations and synthetic images, so that the suite runs in minutes on 2 cores."""
 import importlib.util
+import json
 import os
+import subprocess
+import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -20,9 +24,8 @@ SHARED_LGG = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data
 # a long file starting last and running alone while the other worker idles. (xdist hands a worker its next file
 # when 2 tests or fewer of its current one are left, so the one-test files do not follow each other.)
 SLOW_FILES = (
-    "test_model_xla.py", "test_train_script.py", "test_model.py", "test_export.py", "test_distribute.py",
-    "test_evaluate_script.py", "test_resume.py", "test_predict.py", "test_budget.py", "benchmarks/test_ab.py",
-    "benchmarks/test_group_norm_layout.py",
+    "test_model_xla.py", "cli/test_train.py", "test_model.py", "test_export.py", "test_distribute.py",
+    "cli/test_evaluate.py", "test_resume.py", "test_predict.py", "test_budget.py",
 )
 TESTS = os.path.dirname(os.path.realpath(__file__))
 
@@ -47,6 +50,18 @@ def load_benchmark(name):
     return module
 
 
+def heavy_modules_after(code):
+    """The TensorFlow and Keras modules loaded once ``code`` ran in a new interpreter, started in a folder outside
+    the project (so that it imports the installed package); ``[]`` when none was."""
+    check = code + ("\nimport json, sys\n"
+                    "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))))")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", check], cwd=tempfile.gettempdir(), env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def assert_weights_file_loads(theirs, ours, tmp_path):
     """``theirs``' ``.weights.h5`` file loads into ``ours`` unchanged (such files key a layer by its class name)."""
     path = str(tmp_path / "theirs.weights.h5")
@@ -63,10 +78,11 @@ def tiny_config(image_size=64, **sections):
         rpn={"batch_size_per_image": 64, "train_pre_nms_topk": 200, "train_post_nms_topk": 100,
              "test_pre_nms_topk": 100, "test_post_nms_topk": 50},
         roi={"batch_size_per_image": 32, "fc_dim": 64, "mask_conv_dim": 32, "mask_rois_per_image": 8},
-        inference={"max_detections": 10, "xla_features": False},  # an XLA compile costs ~30 s: tests/test_export.py
+        inference={"max_detections": 10},
         backbone={"group_norm_groups": 8, "fpn_channels": 32},
-        # an XLA compile per GroupNorm or convolution shape: tests/ops/test_group_norm.py, tests/ops/test_conv.py
-        train={"xla_group_norm": False, "xla_conv": False},
+        # xla_features: an XLA compile costs ~30 s (tests/test_export.py); xla_group_norm, xla_conv: an XLA compile
+        # per GroupNorm or convolution shape (tests/ops/test_group_norm.py, tests/ops/test_conv.py)
+        runtime={"xla_features": False, "xla_group_norm": False, "xla_conv": False},
     )
     return config.replace(**sections) if sections else config
 

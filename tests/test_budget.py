@@ -1,10 +1,10 @@
-"""mrcnn_tf.budget: a cosine schedule sized to a time budget, and train.py's ``--fit-schedule`` that uses it."""
+"""mrcnn_tf.budget: a cosine schedule sized to a time budget (``mrcnn-train --fit-schedule``, whose flags
+tests/cli/test_train.py tests)."""
 import json
-import os
 
 import pytest
 
-from mrcnn_tf import budget, training
+from mrcnn_tf import budget, runs, training
 from mrcnn_tf.config import Config
 
 COSINE = Config().replace(train={"lr_schedule": "cosine", "steps_per_epoch": 250, "epochs": 20})
@@ -38,12 +38,12 @@ def test_plan_schedule_measures_only_a_new_budgeted_decaying_run(measured, tmp_p
     assert measured == [(COSINE, "DATA", "lgg", True)]
     steps = sized.train.epochs * sized.train.steps_per_epoch
     assert steps <= 10 * 60 * budget.SCHEDULE_MARGIN / 2.0 and steps > 250
-    with open(tmp_path / "run" / budget.SCHEDULE_FILE) as f:
+    with open(tmp_path / "run" / runs.SCHEDULE_FILE) as f:
         assert json.load(f)["steps"] == steps
 
     # A run folder with a checkpoint resumes with its own config: nothing is measured again.
-    sized.to_json(str(tmp_path / "run" / training.CONFIG_FILE))
-    state = tmp_path / "run" / training.STATE_DIR
+    sized.to_json(str(tmp_path / "run" / runs.CONFIG_FILE))
+    state = tmp_path / "run" / runs.STATE_DIR
     state.mkdir()
     (state / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\nall_model_checkpoint_paths: "ckpt-1"\n')
     (state / "ckpt-1.index").write_bytes(b"")
@@ -54,17 +54,17 @@ def test_plan_schedule_measures_only_a_new_budgeted_decaying_run(measured, tmp_p
 def test_plan_schedule_sizes_a_restarted_run_to_the_minutes_it_has_left(measured, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / budget.SCHEDULE_FILE).write_text('{"steps": 99999}')  # an earlier start's plan: no checkpoint reached
+    (run / runs.SCHEDULE_FILE).write_text('{"steps": 99999}')  # an earlier start's plan: no checkpoint reached
     assert budget.plan_schedule(CONSTANT, "DATA", str(run), 10) is CONSTANT
-    assert not (run / budget.SCHEDULE_FILE).exists()  # not reported as this run's plan
+    assert not (run / runs.SCHEDULE_FILE).exists()  # not reported as this run's plan
 
-    (run / training.TIME_FILE).write_text('{"train_seconds": 300.0, "step": 40, "budget_seconds": 600.0}')
+    (run / runs.TIME_FILE).write_text('{"train_seconds": 300.0, "step": 40, "budget_seconds": 600.0}')
     sized = budget.plan_schedule(COSINE, "DATA", str(run), 10)
-    plan = json.loads((run / budget.SCHEDULE_FILE).read_text())
+    plan = json.loads((run / runs.SCHEDULE_FILE).read_text())
     assert plan["minutes_left"] == 5.0
     assert sized.train.epochs * sized.train.steps_per_epoch <= 5 * 60 * budget.SCHEDULE_MARGIN / 2.0
 
-    (run / training.TIME_FILE).write_text('{"train_seconds": 600.0, "step": 80, "budget_seconds": 600.0}')
+    (run / runs.TIME_FILE).write_text('{"train_seconds": 600.0, "step": 80, "budget_seconds": 600.0}')
     assert budget.plan_schedule(COSINE, "DATA", str(run), 10) is COSINE  # spent: nothing to plan or time
     assert len(measured) == 1
 
@@ -86,45 +86,3 @@ def test_measure_step_seconds_times_train_steps_on_slices_spread_over_the_datase
     assert 0.0 < seconds < 60.0
     # The dataset's classes, as training.train uses; 4 of the 6 slices, spread over both patients, only those decoded.
     assert decoded == [(("tumour",), [0, 2, 3, 5])]
-
-
-@pytest.fixture
-def train_script(monkeypatch):
-    """train.py's ``main``, with ``training.train`` replaced: the list collects the configs it was given."""
-    import train  # the project root is on pytest's path (pytest.ini), as tests/test_evaluate_script.py imports evaluate
-
-    trained = []
-    monkeypatch.setattr(training, "train", lambda config, *args, **kwargs: trained.append(config))
-    return train.main, trained
-
-
-def test_train_script_fit_schedule_trains_the_planned_schedule(train_script, measured, tmp_path):
-    main, trained = train_script
-    out = str(tmp_path / "run")
-    argv = ["--data", "DATA", "--out", out, "--lr-schedule", "cosine", "--steps-per-epoch", "50", "--minutes", "10"]
-    assert main(argv + ["--fit-schedule", "--format", "lgg"]) == 0
-    assert [args[1:] for args in measured] == [("DATA", "lgg", False)]
-    planned = json.load(open(os.path.join(out, budget.SCHEDULE_FILE)))
-    train = trained[0].train
-    assert train.epochs * train.steps_per_epoch == planned["steps"] and planned["steps"] > 50
-    assert train.steps_per_epoch != 50  # resized so that whole epochs add up to the planned steps
-
-    assert main(argv) == 0  # without the flag: the schedule as given, nothing timed
-    assert trained[1].train.steps_per_epoch == 50 and len(measured) == 1
-
-
-def test_train_script_fit_schedule_refuses_what_it_cannot_plan(train_script, measured, tmp_path, capsys):
-    main, trained = train_script
-    out = str(tmp_path / "run")
-    assert main(["--data", "DATA", "--out", out, "--minutes", "10", "--fit-schedule", "--lr-schedule", "constant"]) == 2
-    assert "--lr-schedule cosine" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as stop:
-        main(["--data", "DATA", "--out", out, "--fit-schedule", "--lr-schedule", "cosine"])
-    assert stop.value.code == 2 and "--minutes" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as stop:
-        main(["--data", "DATA", "--out", out, "--minutes", "0"])
-    assert stop.value.code == 2 and "--minutes must be positive" in capsys.readouterr().err
-    mirrored = ["--strategy", "mirrored", "--minutes", "10", "--fit-schedule", "--lr-schedule", "cosine"]
-    assert main(["--data", "DATA", "--out", out] + mirrored) == 2
-    assert "--strategy mirrored" in capsys.readouterr().err
-    assert not trained and not measured

@@ -1,6 +1,6 @@
 """tf.distribute: one step under MirroredStrategy on 2 logical CPUs equals one single-device step on the same
 global batch of 2 (loss and updated weights), with the gradient clipped, in a subprocess that can split the CPU
-before TF starts."""
+before TF starts (the installed package, and the test helpers through ``PYTHONPATH``)."""
 import json
 import os
 import subprocess
@@ -8,16 +8,15 @@ import sys
 
 import numpy as np
 
-PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.dirname(os.path.abspath(__file__))
 CLIP_NORM = 0.01  # far below the gradient's norm (asserted), so the step is clipped
 
 SCRIPT = r"""
-import json, sys
+import json
 import numpy as np
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path[:0] = [PROJECT, PROJECT + "/tests"]
 from conftest import ellipse_image, tiny_config
 from mrcnn_tf.data.instances import make_example
 from mrcnn_tf.training import compile_model
@@ -58,10 +57,10 @@ print(json.dumps({"replicas": strategy.num_replicas_in_sync, "single": single_lo
 """
 
 
-def test_mirrored_step_matches_single_device_step():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    script = SCRIPT.replace("PROJECT", repr(PROJECT)).replace("CLIP_NORM", repr(CLIP_NORM))
-    result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, env=env,
+def test_mirrored_step_matches_single_device_step(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=TESTS)  # conftest's helpers; mrcnn_tf is installed
+    script = SCRIPT.replace("CLIP_NORM", repr(CLIP_NORM))
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])

@@ -1,6 +1,6 @@
 """MaskRCNN end to end: output contract, mixed precision dtypes, an overfit run, the heads on their RoIs only.
 
-The XLA paths (an XLA train step, the ``train.xla_*`` settings) are in ``test_model_xla.py``."""
+The XLA paths (an XLA train step, the ``runtime`` switches) are in ``test_model_xla.py``."""
 import keras
 import numpy as np
 import pytest
@@ -10,7 +10,8 @@ from conftest import ellipse_batch, tiny_config
 
 from mrcnn_tf import inference
 from mrcnn_tf.model import LOSS_NAMES, build_model
-from mrcnn_tf.training import compile_model, set_precision
+from mrcnn_tf.runs import set_precision
+from mrcnn_tf.training import compile_model
 
 SIZE = 64
 
@@ -46,7 +47,7 @@ def test_no_detection_is_an_empty_result_not_an_error():
 
 
 def test_mixed_float16_keeps_logits_deltas_masks_and_losses_float32(float32_policy):
-    config = tiny_config(train={"mixed_precision": True, "xla_conv": True})  # the default's XLA convolutions too
+    config = tiny_config(train={"mixed_precision": True}, runtime={"xla_conv": True})  # the CPU's XLA convolutions too
     model = compile_model(config)
     assert model.backbone.layers[2].compute_dtype == "float16"  # the policy really applies
     _, _, batch = ellipse_batch(config)
@@ -92,7 +93,7 @@ def test_overfits_two_ellipses_and_finds_both():
 
 def _static_twin(model):
     """The same model with static head shapes (the XLA path: the mask head runs on every slot)."""
-    config = model.config.replace(train={"jit_compile": True})
+    config = model.config.replace(runtime={"jit_compile": True})
     twin = build_model(config)
     twin.set_weights(model.get_weights())
     return twin

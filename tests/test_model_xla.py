@@ -1,11 +1,13 @@
-"""MaskRCNN's XLA paths: a whole train step under XLA, and each ``train.xla_*`` setting (and ``crop_roi_align``)
-against the plain model: the same losses and gradients, the XLA function really called, by the XLA model only."""
+"""MaskRCNN's XLA paths: the device policy that picks them, a whole train step under XLA, and each
+``runtime.xla_*`` switch (and ``crop_roi_align``) against the plain model: the same losses and gradients, the XLA
+function really called, by the XLA model only."""
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import ellipse_batch, tiny_config
 
+from mrcnn_tf.config import DEVICE_POLICIES, RuntimeConfig
 from mrcnn_tf.layers import group_norm as group_norm_layer
 from mrcnn_tf.layers.conv import Conv2D
 from mrcnn_tf.model import LOSS_NAMES, build_model
@@ -14,18 +16,42 @@ from mrcnn_tf.ops import roi_align as roi_ops
 from mrcnn_tf.training import compile_model
 
 
-def test_xla_conv_is_a_cpu_measure(monkeypatch):
-    def xla_conv_layers(model):
-        return [layer.xla for layer in model._flatten_layers() if isinstance(layer, Conv2D)]
+def _xla_conv_layers(model):
+    """``xla`` of each convolution of backbone, FPN and RPN head (the mask head's are always plain)."""
+    assert not any(conv.xla for conv in model.mask_head.convs)  # its RoI count changes every step
+    flags = [layer.xla for part in (model.backbone, model.fpn, model.rpn_head) for layer in part._flatten_layers()
+             if isinstance(layer, Conv2D)]
+    assert len(flags) == 53 + 8 + 1  # ResNet50's, FPN's lateral and output convs, the RPN head's shared one
+    return flags
 
-    config = tiny_config(train={"xla_conv": True})
-    assert all(xla_conv_layers(build_model(config)))  # backbone, FPN and RPN head
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
-    assert not any(xla_conv_layers(build_model(config)))  # a GPU keeps cuDNN's convolutions
+
+def _visible_gpus(monkeypatch, gpus):
+    """Make TensorFlow report ``gpus`` (a list of names) as its GPUs, while the model is built."""
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+
+
+def test_the_model_resolves_the_device_policy_once(monkeypatch):
+    _visible_gpus(monkeypatch, [])
+    model = build_model(tiny_config(runtime={"xla_conv": None, "xla_features": None}))
+    # The CPU policy, but xla_group_norm, which tiny_config sets: a given switch wins.
+    assert model.runtime == RuntimeConfig(device="cpu", **dict(DEVICE_POLICIES["cpu"], xla_group_norm=False))
+    assert model.runtime.xla_conv and all(_xla_conv_layers(model))
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, group_norm_layer.GroupNormalization)]
+    assert norms and not any(norm.xla for norm in norms)
+
+
+def test_xla_conv_is_a_cpu_measure(monkeypatch):
+    _visible_gpus(monkeypatch, ["GPU:0"])
+    model = build_model(tiny_config(runtime={"xla_conv": None}))
+    assert model.runtime.device == "gpu" and not model.runtime.xla_conv
+    assert not any(_xla_conv_layers(model))  # a GPU keeps cuDNN's convolutions
+    # device "cpu" chooses the CPU policy whatever TensorFlow sees; a switch given wins over the device's policy.
+    assert all(_xla_conv_layers(build_model(tiny_config(runtime={"xla_conv": None, "device": "cpu"}))))
+    assert all(_xla_conv_layers(build_model(tiny_config(runtime={"xla_conv": True}))))
 
 
 def test_train_step_compiles_with_xla(small_config):
-    config = small_config.replace(train={"jit_compile": True, "xla_conv": True})  # XLA functions nested in XLA
+    config = small_config.replace(runtime={"jit_compile": True, "xla_conv": True})  # XLA functions nested in XLA
     model = compile_model(config)
     _, _, batch = ellipse_batch(config)
     first = model.train_on_batch(batch, return_dict=True)
@@ -33,7 +59,7 @@ def test_train_step_compiles_with_xla(small_config):
     assert np.isfinite(first["loss"]) and np.isfinite(second["loss"])
 
 
-XLA_SETTINGS = {  # train setting -> (module, name) of the function its layers call (XLA-compiled, or with an XLA
+XLA_SETTINGS = {  # runtime switch -> (module, name) of the function its layers call (XLA-compiled, or with an XLA
     # gradient: crop_roi_align)
     "xla_group_norm": (group_norm_layer, "group_norm_xla"),
     "xla_conv": (conv_ops, "conv2d"),
@@ -45,8 +71,8 @@ XLA_SETTINGS = {  # train setting -> (module, name) of the function its layers c
 def test_xla_setting_gives_the_same_losses_and_gradients(monkeypatch, setting):
     config = tiny_config()
     keras.utils.set_random_seed(0)
-    plain = build_model(config.replace(train={setting: False}))
-    xla = build_model(config.replace(train={setting: True}))
+    plain = build_model(config.replace(runtime={setting: False}))
+    xla = build_model(config.replace(runtime={setting: True}))
     xla.set_weights(plain.get_weights())
     xla_norms = [layer for layer in xla._flatten_layers() if getattr(layer, "xla", False)
                  and isinstance(layer, group_norm_layer.GroupNormalization)]

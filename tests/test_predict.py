@@ -1,4 +1,5 @@
-"""predict.py: masks, overlays and COCO results for a folder of images, from an export or a run folder."""
+"""mrcnn_tf.predict: masks, overlays and COCO results for a folder of images, from an export or a run folder
+(its command line, ``mrcnn-predict``: tests/cli/test_predict.py)."""
 import json
 import os
 
@@ -8,7 +9,7 @@ import pytest
 import tifffile
 
 from conftest import tiny_config
-from mrcnn_tf import export, predict, training
+from mrcnn_tf import export, predict, runs
 from mrcnn_tf.errors import ConfigError, DataError
 from mrcnn_tf.model import build_model
 
@@ -20,8 +21,8 @@ def model_dirs(tmp_path_factory):
     model = build_model(tiny_config())
     run_dir = str(root / "run")
     os.makedirs(run_dir)
-    model.config.to_json(os.path.join(run_dir, training.CONFIG_FILE))
-    model.save_weights(os.path.join(run_dir, training.WEIGHTS_FILE))
+    runs.write_config(run_dir, model.config)
+    model.save_weights(runs.path(run_dir, runs.WEIGHTS_FILE))
     return run_dir, export.export_model(model, str(root / "export"))
 
 
@@ -73,9 +74,9 @@ SIZES = {"a_colour.tif": (80, 96), "b_grey.png": (70, 90)}
 def test_predict_with_an_export_and_with_a_run_folder(model_dirs, image_folder, tmp_path):
     run_dir, export_dir = model_dirs
     from_export = str(tmp_path / "from_export")
-    predict.main(["--model", export_dir, "--images", str(image_folder), "--out", from_export,
-                  "--score-threshold", "0.0"])
+    returned = predict.predict(export_dir, str(image_folder), from_export, score_threshold=0.0)
     results = check_outputs(from_export, SIZES)
+    assert [r["image_id"] for r in returned] == [r["image_id"] for r in results]  # what it wrote
     assert {r["image_id"] for r in results} == {1, 2}  # the untrained tiny model scores ~0.5 everywhere
 
     from_run = str(tmp_path / "from_run")

@@ -16,8 +16,8 @@ import os
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from mrcnn_tf.data import readers
-from mrcnn_tf.data.folder import read_rgb_image
+from mrcnn_tf.data.images import read_rgb_image
+from mrcnn_tf.data.items import Item
 from mrcnn_tf.errors import DataError
 
 SINGLE_CLASS_NAME = "tumour"
@@ -194,7 +194,7 @@ class CocoReader:
             self.class_names = tuple(self._file.categories[category_id] for category_id in used)
         self._instances = {image_id: self._training_annotations(image_id) for image_id in self._file.images}
         folder = os.path.dirname(json_path)  # as the caller spelled it, like the other readers' paths
-        self.items = [readers.Item(_image_path(folder, self._file.images[image_id]["file_name"]), image_id=image_id)
+        self.items = [Item(_image_path(folder, self._file.images[image_id]["file_name"]), image_id=image_id)
                       for image_id in sorted(self._file.images)]
 
     def _training_annotations(self, image_id):

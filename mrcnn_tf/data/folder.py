@@ -10,19 +10,16 @@ import logging
 import os
 import re
 
-import cv2
 import numpy as np
 
-from mrcnn_tf.data import instances, readers
-from mrcnn_tf.data.lgg import read_image
+from mrcnn_tf.data import instances
+from mrcnn_tf.data.images import IMAGE_EXTENSIONS, MASK_EXTENSIONS, read_image, read_rgb_image
+from mrcnn_tf.data.items import Item
 from mrcnn_tf.errors import DataError
 
 log = logging.getLogger(__name__)
 
 TUMOUR_CLASS = 1
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-# No JPEG: its compression blurs edges and turns one label value into many.
-MASK_EXTENSIONS = (".png", ".tif", ".tiff")
 
 
 class FolderReader:
@@ -48,7 +45,7 @@ class FolderReader:
 
 
 def list_pairs(root):
-    """An :class:`~mrcnn_tf.data.readers.Item` (image, mask, patient None) per image under ``root/images``,
+    """An :class:`~mrcnn_tf.data.items.Item` (image, mask, patient None) per image under ``root/images``,
     sorted by stem with numbers compared as numbers (``slice_2`` before ``slice_10``).
 
     Raises DataError naming the folder when ``images/`` or ``masks/`` is missing or ``images/`` holds no image,
@@ -67,7 +64,7 @@ def list_pairs(root):
         if stem not in masks:
             expected = os.path.join(masks_dir, stem)
             raise DataError(f"{images[stem]}: no mask file (expected {expected}.png, .tif or .tiff)")
-        items.append(readers.Item(images[stem], masks[stem]))
+        items.append(Item(images[stem], masks[stem]))
     unused = sorted(set(masks) - set(images))
     if unused:
         log.warning("%s: %d mask(s) without an image are ignored, e.g. %s", masks_dir, len(unused), masks[unused[0]])
@@ -96,22 +93,10 @@ def _natural_key(stem):
     return [int(part) if index % 2 else part for index, part in enumerate(parts)], stem
 
 
-def read_rgb_image(path):
-    """An image file (grey, colour or with alpha; 8 or 16 bits) -> ``[H, W, 3]`` uint8 RGB.
-
-    DataError naming ``path`` when it is missing, empty or corrupt.
-    """
-    image = read_image(path, cv2.IMREAD_UNCHANGED)
-    if image.ndim == 3 and image.shape[2] >= 3:
-        # OpenCV decodes colour as BGR(A).
-        image = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_BGR2RGB)
-    return instances.to_rgb(image, path)
-
-
 def read_mask_labels(path):
     """A mask file -> ``[H, W]`` labels, 0 = background: the grey values, or one label per colour of a colour
     mask (a grey mask saved as colour keeps its values). DataError naming ``path`` when unreadable."""
-    mask = read_image(path, cv2.IMREAD_UNCHANGED)
+    mask = read_image(path)
     if mask.ndim == 2:
         return mask
     mask = mask[..., :3]  # [H, W, 3]; an alpha channel holds no labels

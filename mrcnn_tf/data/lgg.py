@@ -7,19 +7,30 @@ tumour instance; a slice with an empty mask is a tumour-free image.
 import csv
 import os
 
-import cv2
 import numpy as np
 
 from mrcnn_tf.data import instances
-from mrcnn_tf.data.readers import Item
+from mrcnn_tf.data.images import read_image, read_rgb_image
+from mrcnn_tf.data.items import Item
 from mrcnn_tf.errors import DataError
 
 TUMOUR_CLASS = 1
 SLICES_CSV = "slices.csv"
 
 
-# An LGG item: image file, mask file, patient id.
-Slice = Item
+class LGGReader:
+    """The ``lgg`` format of ``data.readers``: every instance is a tumour."""
+
+    format = "lgg"
+    class_names = ("tumour",)
+
+    def __init__(self, root):
+        self.items = list_slices(root)
+
+    def read(self, item):
+        """``(image [H, W, 3] uint8 RGB, masks [I, H, W] uint8 0/1, classes [I] int32)`` of one slice."""
+        image, masks = read_slice(item)
+        return image, masks, np.full((len(masks),), TUMOUR_CLASS, np.int32)
 
 
 def patient_id(folder_name):
@@ -58,7 +69,7 @@ def list_slices(root):
             mask_path = image_path[: -len(".tif")] + "_mask.tif"
             if not os.path.isfile(mask_path):
                 raise DataError(f"{image_path}: no mask file (expected {mask_path})")
-            slices.append(Slice(image_path, mask_path, patient_id(folder)))
+            slices.append(Item(image_path, mask_path, patient_id(folder)))
     if not slices:
         raise DataError(f"{root}: no '<name>.tif' + '<name>_mask.tif' pairs found in its patient folders")
     return slices
@@ -74,28 +85,15 @@ def _slices_from_csv(root):
     for row in rows:
         image_path, mask_path = os.path.join(root, row["image"]), os.path.join(root, row["mask"])
         folder = os.path.basename(os.path.dirname(image_path))
-        slices.append(Slice(image_path, mask_path, patient_id(folder)))
+        slices.append(Item(image_path, mask_path, patient_id(folder)))
     return slices
-
-
-def read_image(path, flags):
-    """Read an image file with OpenCV; a missing, empty or corrupt file raises DataError naming it."""
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: file not found")
-    image = cv2.imread(path, flags)
-    if image is None or image.size == 0:
-        raise DataError(f"{path}: empty or corrupt image (OpenCV could not decode it)")
-    return image
 
 
 def read_slice(item):
     """The image ``[H, W, 3]`` uint8 (RGB, in file channel order) and its instance masks ``[I, H, W]`` uint8 at
     the file's own size, largest instance first."""
-    image = read_image(item.image_path, cv2.IMREAD_UNCHANGED)
-    if image.ndim == 3 and image.shape[2] >= 3:
-        image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
-    image = instances.to_rgb(image, item.image_path)
-    mask = read_image(item.mask_path, cv2.IMREAD_UNCHANGED)
+    image = read_rgb_image(item.image_path)
+    mask = read_image(item.mask_path)
     if mask.ndim == 3:
         mask = mask.max(axis=2)
     if mask.shape != image.shape[:2]:
@@ -104,7 +102,8 @@ def read_slice(item):
 
 
 def load_slice(item, image_size, max_instances):
-    """Decode one :class:`Slice` into the example dict of ``data.instances``, at the network size."""
+    """Decode one slice (an :class:`~mrcnn_tf.data.items.Item`) into the example dict of ``data.instances``, at
+    the network size."""
     image, masks = read_slice(item)
     classes = np.full((len(masks),), TUMOUR_CLASS, np.int32)
     return instances.make_example(image, masks, classes, image_size, max_instances, item.image_path)

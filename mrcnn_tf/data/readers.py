@@ -1,51 +1,24 @@
 """One interface over every dataset format; ``open_dataset`` picks the reader by what it finds at the path.
 
 A reader has ``format`` (its name), ``class_names`` (foreground classes, index 0 = class 1), ``items`` (list of
-:class:`Item`, in a stable order) and ``read(item) -> (image, masks, classes)``: the image ``[H, W, 3]`` uint8
-RGB, instance masks ``[I, H, W]`` uint8 0/1 and classes ``[I]`` int32 (>= 1), all at the file's own size.
-Formats:
+:class:`~mrcnn_tf.data.items.Item`, in a stable order) and ``read(item) -> (image, masks, classes)``: the image
+``[H, W, 3]`` uint8 RGB, instance masks ``[I, H, W]`` uint8 0/1 and classes ``[I]`` int32 (>= 1), all at the
+file's own size.
+Formats, one module each:
 
-* ``lgg``: patient folders of ``X.tif`` + ``X_mask.tif`` (the Kaggle ``lgg-mri-segmentation`` layout).
-* ``coco``: a COCO json (an annotation tool's export) and its images.
-* ``folder``: ``images/`` + ``masks/`` with matching file stems.
+* ``lgg`` (``data.lgg``): patient folders of ``X.tif`` + ``X_mask.tif`` (Kaggle's ``lgg-mri-segmentation``).
+* ``coco`` (``data.coco``): a COCO json (an annotation tool's export) and its images.
+* ``folder`` (``data.folder``): ``images/`` + ``masks/`` with matching file stems.
 """
-import dataclasses
 import os
 
-import numpy as np
-
 from mrcnn_tf.data import instances
+from mrcnn_tf.data.coco import CocoReader
+from mrcnn_tf.data.folder import FolderReader
+from mrcnn_tf.data.lgg import LGGReader
 from mrcnn_tf.errors import DataError
 
 FORMATS = ("lgg", "coco", "folder")
-
-
-@dataclasses.dataclass(frozen=True)
-class Item:
-    """One image of a dataset: its file, its mask file (if separate), its patient (None if unknown) and its id
-    in an annotation file (COCO)."""
-
-    image_path: str
-    mask_path: str | None = None
-    patient: str | None = None
-    image_id: int | None = None
-
-
-class LGGReader:
-    """The LGG / Kaggle layout (see ``data.lgg``); every instance is a tumour."""
-
-    format = "lgg"
-    class_names = ("tumour",)
-
-    def __init__(self, root):
-        from mrcnn_tf.data import lgg
-
-        self._lgg = lgg
-        self.items = lgg.list_slices(root)
-
-    def read(self, item):
-        image, masks = self._lgg.read_slice(item)
-        return image, masks, np.full((len(masks),), 1, np.int32)
 
 
 def _coco_json_in(folder):
@@ -74,12 +47,8 @@ def open_dataset(path, format="auto"):
     if format == "lgg":
         return LGGReader(path)
     if format == "coco":
-        from mrcnn_tf.data.coco import CocoReader
-
         return CocoReader(path if path.endswith(".json") else (_coco_json_in(path) or path))
     if format == "folder":
-        from mrcnn_tf.data.folder import FolderReader
-
         return FolderReader(path)
     raise DataError(f"unknown data format {format!r}; expected one of {FORMATS} or 'auto'")
 

@@ -91,3 +91,10 @@ def read_splits(path):
     if missing:
         raise DataError(f"{path}: splits file lacks {missing}")
     return splits
+
+
+def spread_indices(count, total):
+    """``count`` indices spread evenly over ``range(total)`` (all of them when ``total <= count``)."""
+    if total <= count:
+        return list(range(total))
+    return sorted(set(np.linspace(0, total - 1, count).round().astype(int).tolist()))

@@ -15,7 +15,7 @@ def evaluate_items(model, reader, items, out_dir, score_threshold=DEFAULT_SCORE_
     """Run ``model`` on ``items`` of ``reader``, write the report into ``out_dir``; returns the report dict."""
     from mrcnn_tf.evaluation import runner  # imports TensorFlow: not needed by the other modes
 
-    keep = runner.spread_indices(OVERLAY_TILES, len(items))
+    keep = splits.spread_indices(OVERLAY_TILES, len(items))
     records, images = runner.predict_records(model, items, reader, keep_images=keep, verbose=verbose)
     figures = report.build_report(records, score_threshold, source=source, workdir=out_dir)
     report.write_report(figures, out_dir, records, images)
@@ -31,7 +31,7 @@ def evaluate_run(run_dir, data_root, split, out_dir, score_threshold=DEFAULT_SCO
     validation split among those whose validation precision is at least ``min_precision``
     (:func:`confusion.f1_best_threshold`), recorded in the report's ``source``.
     """
-    from mrcnn_tf.training import load_run  # TensorFlow only for this mode
+    from mrcnn_tf.runs import load_run  # TensorFlow only for this mode
 
     reader = readers.open_dataset(data_root, data_format)
     items = _split_items(reader, run_dir, split)[:max_images]  # a bad split fails before the model loads

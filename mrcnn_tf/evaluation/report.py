@@ -4,7 +4,7 @@ import os
 
 from mrcnn_tf.evaluation import ap, coco, confusion, overlap, plots
 
-# The paper's Table 4 as printed (testing column); see the README for where it contradicts its own Table 3.
+# The paper's Table 4 as printed (testing column); docs/evaluation.md says where it contradicts its Table 3.
 PAPER_TABLE_4_TEST = {"precision": 0.937, "recall": 0.882, "f1": 0.803, "iou": 0.833, "map": 0.903}
 # The score thresholds of the report's operating-point table (image-level figures at each).
 OPERATING_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)

@@ -47,9 +47,3 @@ def predict_records(model, items, reader, keep_images=(), verbose=True):
             progress.update(index + 1)
     return records, images
 
-
-def spread_indices(count, total):
-    """``count`` indices spread evenly over ``range(total)`` (all of them when ``total <= count``)."""
-    if total <= count:
-        return list(range(total))
-    return sorted(set(np.linspace(0, total - 1, count).round().astype(int).tolist()))

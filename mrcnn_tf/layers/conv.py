@@ -9,10 +9,10 @@ from mrcnn_tf.ops import conv as conv_ops
 class Conv2D(keras.layers.Conv2D):
     """Keras' ``Conv2D`` (same weights, same arithmetic); with ``xla=True`` a training call (``training=True``)
     computes the convolution with :func:`~mrcnn_tf.ops.conv.conv2d`: the forward pass compiled by XLA, the input
-    gradient by TF's own kernel, a 3x3 filter gradient as patches @ dy under XLA (README, "XLA for convolution
-    forwards in training", for what it buys on CPU).
+    gradient by TF's own kernel, a 3x3 filter gradient as patches @ dy under XLA (docs/performance.md for what it
+    buys on CPU).
     Inference calls stay plain: the exported serving graph must be XLA-free, and in-process inference compiles
-    the whole backbone + FPN anyway (``inference.xla_features``).
+    the whole backbone + FPN anyway (``runtime.xla_features``).
 
     It keeps Keras' class name: ``.weights.h5`` files key a layer by its class name, so the weights of runs trained
     with Keras' layer load into this one and back.

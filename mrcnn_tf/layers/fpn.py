@@ -4,30 +4,24 @@ Shape letters: ``B`` batch, ``H_l``/``W_l`` size of level ``l``, ``F`` FPN chann
 """
 import keras
 
-from mrcnn_tf.backbone import normalization
-from mrcnn_tf.layers.conv import Conv2D
+from mrcnn_tf.layers.factory import LayerFactory
 
 
 class FPN(keras.layers.Layer):
     """Lateral 1x1 convs, a nearest-neighbour top-down path, 3x3 output convs, and P6 = max-pool(P5, stride 2).
 
-    With ``norm="group_norm"`` each conv is followed by GroupNorm (He et al., "Rethinking ImageNet
-    Pre-training"); with ``"frozen_bn"`` the FPN has no normalisation, as the original. ``xla_norm``: GroupNorm's
-    training calls compiled by XLA; ``xla_conv``: the convolutions' training forwards compiled by XLA.
+    Each conv is followed by ``layers.head_norm``: GroupNorm with ``norm="group_norm"`` (He et al., "Rethinking
+    ImageNet Pre-training"), none with ``"frozen_bn"``, as the original. ``layers``: a
+    :class:`~mrcnn_tf.layers.factory.LayerFactory`.
     """
 
-    def __init__(self, channels=256, norm="frozen_bn", groups=32, xla_norm=False, xla_conv=False, **kwargs):
+    def __init__(self, channels=256, layers=None, **kwargs):
         super().__init__(**kwargs)
-        use_gn = norm == "group_norm"
-        self.lateral = [Conv2D(channels, 1, xla=xla_conv, name=f"lateral_c{i}") for i in range(2, 6)]
-        self.output_convs = [Conv2D(channels, 3, padding="same", xla=xla_conv, name=f"output_p{i}")
-                             for i in range(2, 6)]
-
-        def norm_layer(name):
-            return normalization(norm, name, groups, xla_norm) if use_gn else None
-
-        self.lateral_norms = [norm_layer(f"lateral_c{i}") for i in range(2, 6)]
-        self.output_norms = [norm_layer(f"output_p{i}") for i in range(2, 6)]
+        layers = layers or LayerFactory()
+        self.lateral = [layers.conv(channels, 1, name=f"lateral_c{i}") for i in range(2, 6)]
+        self.output_convs = [layers.conv(channels, 3, padding="same", name=f"output_p{i}") for i in range(2, 6)]
+        self.lateral_norms = [layers.head_norm(f"lateral_c{i}") for i in range(2, 6)]
+        self.output_norms = [layers.head_norm(f"output_p{i}") for i in range(2, 6)]
         self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest")
         self.p6_pool = keras.layers.MaxPooling2D(1, strides=2)
 

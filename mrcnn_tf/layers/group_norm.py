@@ -9,10 +9,10 @@ from mrcnn_tf.ops.group_norm import group_norm_xla
 class GroupNormalization(keras.layers.GroupNormalization):
     """Keras' ``GroupNormalization`` (same weights, same arithmetic); with ``xla=True`` a training call
     (``training=True``) runs :func:`~mrcnn_tf.ops.group_norm.group_norm` under XLA, which fuses its moments and
-    scale-and-shift into a few passes over the activations, forward and backward (README, "XLA for GroupNorm in
-    training", for what it buys). All layers share one XLA function, compiled once per input shape. Inference calls
-    stay plain: the exported serving graph must be XLA-free, and in-process inference compiles the whole backbone +
-    FPN anyway (``inference.xla_features``).
+    scale-and-shift into a few passes over the activations, forward and backward (docs/performance.md for what it
+    buys). All layers share one XLA function, compiled once per input shape. Inference calls stay plain: the
+    exported serving graph must be XLA-free, and in-process inference compiles the whole backbone + FPN anyway
+    (``runtime.xla_features``).
 
     It keeps Keras' class name: ``.weights.h5`` files key a layer by its class name, so the weights of runs trained
     with Keras' layer load into this one and back.

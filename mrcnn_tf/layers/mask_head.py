@@ -5,26 +5,23 @@ Shape letters: ``B`` batch, ``R`` RoIs, ``K`` classes, ``F`` channels, ``M`` mas
 import keras
 import tensorflow as tf
 
-from mrcnn_tf.backbone import normalization
+from mrcnn_tf.layers.factory import LayerFactory
 
 
 class MaskHead(keras.layers.Layer):
     """``[B, R, 14, 14, F]`` -> mask logits ``[B, R, 28, 28, K]`` float32.
 
-    Its GroupNorm stays outside XLA (unlike backbone and FPN with ``train.xla_group_norm``): the head runs on the
-    step's positive RoIs, a count that changes from step to step, and XLA would compile a program for each new one
-    (about 0.9 s for GroupNorm's forward and backward, measured in a traced train step)."""
+    ``layers`` (a :class:`~mrcnn_tf.layers.factory.LayerFactory`) gives the norm after each conv; its XLA switches
+    are ignored: the head runs on the step's positive RoIs, a count that changes from step to step, and XLA would
+    compile a program for each new one (docs/performance.md)."""
 
-    def __init__(self, num_classes, conv_dim=256, num_convs=4, norm="frozen_bn", groups=32, **kwargs):
+    def __init__(self, num_classes, conv_dim=256, num_convs=4, layers=None, **kwargs):
         super().__init__(**kwargs)
-        use_gn = norm == "group_norm"
+        layers = (layers or LayerFactory()).without_xla()
         init = keras.initializers.HeNormal()
-        self.convs = [
-            keras.layers.Conv2D(conv_dim, 3, padding="same", kernel_initializer=init, name=f"conv{i + 1}")
-            for i in range(num_convs)
-        ]
-        self.norms = [normalization(norm, f"conv{i + 1}", groups) if use_gn else None
+        self.convs = [layers.conv(conv_dim, 3, padding="same", kernel_initializer=init, name=f"conv{i + 1}")
                       for i in range(num_convs)]
+        self.norms = [layers.head_norm(f"conv{i + 1}") for i in range(num_convs)]
         self.upsample = keras.layers.Conv2DTranspose(conv_dim, 2, strides=2, activation="relu",
                                                      kernel_initializer=init, name="upsample")
         self.logits = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="mask_logits")

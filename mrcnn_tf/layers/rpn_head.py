@@ -5,20 +5,20 @@ Shape letters: ``B`` batch, ``A`` anchors per location, ``N`` anchors of all lev
 import keras
 import tensorflow as tf
 
-from mrcnn_tf.layers.conv import Conv2D
+from mrcnn_tf.layers.factory import LayerFactory
 
 
 class RPNHead(keras.layers.Layer):
     """Objectness logits ``[B, N]`` and deltas ``[B, N, 4]``, both float32 whatever the compute dtype.
-    ``xla_conv``: the shared 3x3 conv's training forward compiled by XLA; a call with ``xla=True`` (inference only)
-    runs the whole head as one XLA-compiled function."""
+    ``layers`` (a :class:`~mrcnn_tf.layers.factory.LayerFactory`) makes the shared 3x3 conv; a call with
+    ``xla=True`` (inference only) runs the whole head as one XLA-compiled function."""
 
-    def __init__(self, num_anchors, channels=256, xla_conv=False, **kwargs):
+    def __init__(self, num_anchors, channels=256, layers=None, **kwargs):
         super().__init__(**kwargs)
         init = keras.initializers.RandomNormal(stddev=0.01)
         self.num_anchors = num_anchors
-        self.conv = Conv2D(channels, 3, padding="same", activation="relu", kernel_initializer=init, xla=xla_conv,
-                           name="conv")
+        self.conv = (layers or LayerFactory()).conv(channels, 3, padding="same", activation="relu",
+                                                    kernel_initializer=init, name="conv")
         self.objectness = keras.layers.Conv2D(num_anchors, 1, kernel_initializer=init, dtype="float32",
                                               name="objectness")
         self.deltas = keras.layers.Conv2D(4 * num_anchors, 1, kernel_initializer=init, dtype="float32",
@@ -27,7 +27,7 @@ class RPNHead(keras.layers.Layer):
     def call(self, features, training=None, xla=False):
         if xla:
             if training:
-                raise ValueError("xla=True is for inference: training calls have train.xla_conv")
+                raise ValueError("xla=True is for inference: training calls have runtime.xla_conv")
             return self._xla_heads(features)
         return self._heads(features, training)
 
@@ -39,8 +39,7 @@ class RPNHead(keras.layers.Layer):
         """``[P2 .. P6]`` (``[B, H_l, W_l, F]`` each) -> logits ``[B, N]``, deltas ``[B, N, 4]``.
 
         The two 1x1 layers run once each on the positions of all levels, laid out as one ``[B, P, 1, F]`` map,
-        instead of once per level: two convolutions and their gradients instead of ten (fewer ops; ``ab.py
-        --change rpn_matmul`` measured -3% and -1% of a train step, within its noise)."""
+        instead of once per level: two convolutions and their gradients instead of ten (fewer ops)."""
         batch = tf.shape(features[0])[0]
         shared = []
         for x in features:

@@ -2,9 +2,7 @@
 
 Why: on a CPU without AVX-512 (AVX2 only), TensorFlow's oneDNN convolution is oneDNN's im2col + GEMM (oneDNN's
 direct AVX2 kernels need a blocked layout TF does not use), slow forward and slower filter gradient, while XLA's
-CPU convolution (Eigen's) is fast forward but slow backward. Measured on such a CPU, the 66 convolutions of a
-256-px ResNet50-FPN and RPN head, forward / input gradient / filter gradient: oneDNN 535 / 435 / 636 ms, XLA
-340 / 460 / 696 ms (``benchmarks/conv_ops.py``; README, "XLA for convolution forwards in training"). So
+CPU convolution (Eigen's) is fast forward but slow backward (docs/performance.md has the measures). So
 :func:`conv2d` takes XLA's forward and TF's input gradient kernel (oneDNN's where oneDNN is on, Eigen's otherwise).
 The filter gradient of a stride-1 ``SAME`` convolution with a k x k kernel (k > 1: the 3x3 ones, most of the cost)
 is one matrix product of the input's k x k patches with the output gradient, under XLA; the others (1x1, strided)

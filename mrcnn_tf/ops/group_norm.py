@@ -2,9 +2,8 @@
 
 The activations are grouped as ``[B, P, groups, C / groups]``, their positions flattened into one axis ``P``, so
 that each group's statistics reduce two axes (1 and 3) of a 4-D array. Grouped as ``[B, H, W, groups, C / groups]``
-(Keras' shape) they reduce three of a 5-D one, and XLA's programs for that were about twice as slow: ResNet50 +
-FPN's 61 GroupNorms at 256 px, forward and backward, 101 ms against 51 ms (README, "GroupNorm's layout", for
-the measure).
+(Keras' shape) they reduce three of a 5-D one, and XLA's programs for that were about twice as slow
+(docs/performance.md, "GroupNorm").
 
 ``group_norm_xla`` is one module-level ``tf.function``: XLA compiles one program per distinct input shape, which
 the 61 GroupNorm layers of ResNet50 + FPN share (a layer-bound function would compile once per layer; the mask

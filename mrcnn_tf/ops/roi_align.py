@@ -11,7 +11,7 @@ one cell outside the map is 0; a sample between is clamped to the border (as tor
 All levels are flattened into one ``[B, T, C]`` tensor so that one ``tf.gather`` serves every tap of every RoI,
 whatever its level; the gradient is the gather's (an unsorted segment sum), not ``crop_and_resize``'s racy one.
 :func:`crop_multilevel_roi_align` computes the same values with ``tf.image.crop_and_resize``, whose forward kernel
-is 2.5-3x faster on a CPU than the gather, and takes the gather's gradient (README, "RoIAlign by crop_and_resize").
+is faster on a CPU than the gather, and takes the gather's gradient (docs/performance.md has the measure).
 
 Shape letters: ``B`` batch, ``R`` RoIs per image, ``T`` cells of all levels, ``C`` channels,
 ``P``/``Q`` sample rows / columns per RoI (``out * r``), ``L`` levels, ``N`` RoIs of all images (``B * R``).

@@ -1,7 +1,11 @@
-"""benchmarks/accuracy.py: its configurations are valid, it scores the test split as each says, and its summary reads
-the report."""
+"""benchmarks/accuracy.py: it trains the package's presets (no recipe of its own), plans a schedule only for the
+presets that fit one, scores the test split as the preset says, and its summary reads the report."""
+import inspect
+
 import pytest
 from conftest import load_benchmark
+
+from mrcnn_tf import config as config_lib
 
 REPORT = {  # the parts of an evaluation report (report.json) the script reads
     "image_level": {"precision": 0.9, "recall": 0.8, "f1": 0.847, "tp": 8, "fp": 1, "fn": 2, "tn": 5},
@@ -17,37 +21,79 @@ def accuracy():
     return load_benchmark("accuracy")
 
 
-def test_paper_configuration_is_table_2(accuracy):
-    config = accuracy.make_config("paper")
-    assert config.image_size == 256
+def test_the_script_has_no_recipe_of_its_own(accuracy):
+    for name in ("CONFIGS", "SCORING", "make_config"):
+        assert not hasattr(accuracy, name)
+    source = inspect.getsource(accuracy)
+    for setting in ("learning_rate", "lr_schedule", "steps_per_epoch", "min_precision", "empty_slice_repeat"):
+        assert setting not in source  # every training or scoring setting comes from mrcnn_tf.config.PRESETS
+
+
+def test_preset_flag_takes_the_package_presets_and_defaults_to_best(accuracy, monkeypatch, capsys):
+    chosen = []
+    monkeypatch.setattr(accuracy, "run", lambda args: chosen.append(args.preset))
+    for flags, want in (([], "best"), (["--preset", "paper"], "paper"), (["--preset", "best"], "best")):
+        assert accuracy.main(["--data", "d", "--out", "o"] + flags) == 0
+        assert chosen.pop() == want
+    assert {"paper", "best"} <= set(config_lib.PRESETS)
+    for flags in (["--preset", "fastest"], ["--config", "best"]):  # an unknown preset; the old flag is gone
+        with pytest.raises(SystemExit) as stopped:
+            accuracy.main(["--data", "d", "--out", "o"] + flags)
+        assert stopped.value.code == 2
+    assert chosen == []
+    assert "paper" in capsys.readouterr().err  # the error lists the choices
+
+
+def test_paper_preset_is_table_2_without_a_planned_schedule(accuracy, monkeypatch):
+    monkeypatch.setattr(accuracy.budget, "plan_schedule", lambda *args: pytest.fail("paper plans no schedule"))
+    config = accuracy.training_config("paper", "data", "out", minutes=30)
+    assert config == config_lib.Config.from_preset("paper")
     train = config.train
+    assert config.image_size == 256
     assert (train.batch_size, train.learning_rate, train.steps_per_epoch, train.epochs) == (1, 0.001, 200, 30)
     assert train.lr_schedule == "constant"
-    assert accuracy.SCORING["paper"] == {"score_threshold": 0.5}  # the paper's
 
 
-def test_run_scores_the_test_split_as_its_configuration_says(accuracy, tmp_path, monkeypatch):
-    from mrcnn_tf import training
+def test_best_preset_has_its_schedule_sized_to_the_budget(accuracy, monkeypatch):
+    planned = []
+
+    def plan_schedule(config, data_root, out_dir, minutes):
+        planned.append((config, data_root, out_dir, minutes))
+        return config.replace(train={"epochs": 3})
+
+    monkeypatch.setattr(accuracy.budget, "plan_schedule", plan_schedule)
+    config = accuracy.training_config("best", "data", "out", minutes=75)
+    assert planned == [(config_lib.Config.from_preset("best"), "data", "out", 75)]
+    assert config.train.epochs == 3  # the planned schedule is the one trained
+
+
+@pytest.mark.parametrize("preset", ["paper", "best"])
+def test_run_trains_the_preset_and_scores_the_test_split_as_it_says(accuracy, tmp_path, monkeypatch, preset):
+    from mrcnn_tf import runs, training
     from mrcnn_tf.evaluation import commands, plots
 
-    scored = []
+    trained, scored = [], []
     monkeypatch.setattr(accuracy.budget, "plan_schedule", lambda config, *args: config)
-    monkeypatch.setattr(training, "train", lambda *args, **kwargs: None)
+    monkeypatch.setattr(training, "train", lambda config, *args, **kwargs: trained.append(config))
     monkeypatch.setattr(plots, "plot_learning_curve", lambda *args: None)
     monkeypatch.setattr(commands, "evaluate_run", lambda *args, **kwargs: scored.append(kwargs) or REPORT)
-    (tmp_path / training.HISTORY_FILE).write_text("epoch,step\n0,10\n")
-    (tmp_path / training.STEPS_FILE).write_text("step,loss\n10,0.5\n")
-    accuracy.make_config("best").to_json(str(tmp_path / training.CONFIG_FILE))
-    args = accuracy.argparse.Namespace(data="data", out=str(tmp_path), minutes=None, config="best")
+    (tmp_path / runs.HISTORY_FILE).write_text("epoch,step\n0,10\n")
+    (tmp_path / runs.STEPS_FILE).write_text("step,loss\n10,0.5\n")
+    runs.write_config(str(tmp_path), config_lib.Config.from_preset(preset))
+    args = accuracy.argparse.Namespace(data="data", out=str(tmp_path), minutes=None, preset=preset)
     summary = accuracy.run(args)
-    assert scored == [{"weights": "final", "score_threshold": "val", "min_precision": 0.97}]
+    assert trained == [config_lib.Config.from_preset(preset)]
+    assert scored == [{"weights": "final", **config_lib.preset(preset).scoring}]  # no best.json: final weights
+    assert summary["preset"] == preset and "config" not in summary
     assert summary["steps"] == 10 and summary["test"]["f1"] == 0.847
+    assert summary["train_settings"]["learning_rate"] == config_lib.Config.from_preset(preset).train.learning_rate
+    assert (tmp_path / "accuracy.json").exists()
 
 
-def test_best_configuration_warms_up_then_decays_to_zero(accuracy):
+def test_best_preset_warms_up_then_decays_to_zero(accuracy):
     from mrcnn_tf.schedules import WarmupSchedule
 
-    train = accuracy.make_config("best").train
+    train = config_lib.Config.from_preset("best").train
     end = train.epochs * train.steps_per_epoch
     schedule = WarmupSchedule(train.learning_rate, train.warmup_steps, end, train.lr_schedule)
     assert float(schedule(train.warmup_steps)) == pytest.approx(train.learning_rate)

@@ -137,18 +137,13 @@ def test_empty_mask_gives_no_instances(tmp_path):
     assert masks.shape == (0, HEIGHT, WIDTH) and classes.shape == (0,)
 
 
-def test_grey_and_colour_images_become_rgb(tmp_path):
-    grey = _grey(seed=1)
-    _pair(tmp_path, "grey", image=grey)
+def test_images_come_out_rgb(tmp_path):
+    # Decoding itself (grey, 16-bit, alpha): tests/data/test_images.py.
     colour = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
     colour[..., 0], colour[..., 1], colour[..., 2] = 200, 100, 30  # R, G, B
     _pair(tmp_path, "colour", image=colour)
-    reader = FolderReader(str(tmp_path))
-    colour_item, grey_item = reader.items
-    image = reader.read(grey_item)[0]
-    assert image.shape == (HEIGHT, WIDTH, 3) and image.dtype == np.uint8
-    np.testing.assert_array_equal(image, np.repeat(grey[..., None], 3, axis=2))
-    np.testing.assert_array_equal(reader.read(colour_item)[0], colour)  # RGB, not OpenCV's BGR
+    reader, item = _only_item(tmp_path)
+    np.testing.assert_array_equal(reader.read(item)[0], colour)  # RGB, not OpenCV's BGR
 
 
 def test_mask_of_another_size_is_named(tmp_path):

@@ -11,7 +11,8 @@ import pytest
 import tifffile
 
 from conftest import ellipse_image, require_shared_lgg
-from mrcnn_tf.data import lgg
+from mrcnn_tf.data import lgg, readers
+from mrcnn_tf.data.items import Item
 from mrcnn_tf.errors import DataError
 
 SIZE = 64
@@ -32,7 +33,7 @@ def _write_slice(root, folder, number, image=None, mask=None):
 
 
 def _item(image_path):
-    return lgg.Slice(image_path, image_path[: -len(".tif")] + "_mask.tif", "TCGA_XX_0001")
+    return Item(image_path, image_path[: -len(".tif")] + "_mask.tif", "TCGA_XX_0001")
 
 
 # --- patient_id, list_slices -----------------------------------------------------------------------------------
@@ -133,15 +134,6 @@ def test_mask_of_another_size_names_the_mask_file(tmp_path):
     assert item.mask_path in str(error.value)
 
 
-def test_corrupt_image_names_the_file(tmp_path):
-    path = _write_slice(tmp_path, "TCGA_AA_0001_20000101", 1)
-    with open(path, "wb") as f:
-        f.write(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
-    with pytest.raises(DataError) as error:
-        lgg.load_slice(_item(path), image_size=SIZE, max_instances=4)
-    assert path in str(error.value)
-
-
 def test_corrupt_mask_names_the_file(tmp_path):
     item = _item(_write_slice(tmp_path, "TCGA_AA_0001_20000101", 1))
     with open(item.mask_path, "wb") as f:
@@ -159,13 +151,25 @@ def test_channel_order_is_preserved(tmp_path):
     assert (loaded[..., 0] == 10).all() and (loaded[..., 1] == 20).all() and (loaded[..., 2] == 30).all()
 
 
-def test_grey_image_becomes_three_equal_channels(tmp_path):
-    grey = np.arange(SIZE * SIZE, dtype=np.uint16).reshape(SIZE, SIZE) % 251
-    path = _write_slice(tmp_path, "TCGA_AA_0001_20000101", 1, image=grey.astype(np.uint8))
-    loaded = lgg.load_slice(_item(path), image_size=SIZE, max_instances=2)["image"]
-    assert loaded.shape == (SIZE, SIZE, 3)
-    for channel in range(3):
-        np.testing.assert_array_equal(loaded[..., channel], grey)
+# --- LGGReader -------------------------------------------------------------------------------------------------
+
+
+def test_reader_lists_the_slices_and_reads_tumours(tmp_path):
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    mask[5:15, 8:20] = 255
+    mask[30:50, 35:60] = 255
+    _write_slice(tmp_path, "TCGA_AA_0001_20000101", 2, mask=mask)
+    _write_slice(tmp_path, "TCGA_AA_0001_20000101", 1)
+    reader = readers.open_dataset(str(tmp_path))
+    assert isinstance(reader, lgg.LGGReader) and reader.format == "lgg" and reader.class_names == ("tumour",)
+    assert reader.items == lgg.list_slices(str(tmp_path))
+    assert all(isinstance(item, Item) for item in reader.items)
+    image, masks, classes = reader.read(reader.items[1])
+    assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
+    assert masks.shape == (2, SIZE, SIZE) and masks.sum(axis=(1, 2)).tolist() == [500, 120]  # largest first
+    assert classes.tolist() == [lgg.TUMOUR_CLASS] * 2 and classes.dtype == np.int32
+    _, masks, classes = reader.read(reader.items[0])  # tumour-free
+    assert masks.shape == (0, SIZE, SIZE) and classes.shape == (0,) and classes.dtype == np.int32
 
 
 # --- the real data ---------------------------------------------------------------------------------------------
@@ -183,14 +187,14 @@ def test_real_lgg_data():
     assert [os.path.relpath(s.mask_path, root) for s in slices] == [row["mask"] for row in rows]
     tumour_row = next(row for row in rows if row["tumor"] == "1")
     example = lgg.load_slice(
-        lgg.Slice(os.path.join(root, tumour_row["image"]), os.path.join(root, tumour_row["mask"]), "x"),
+        Item(os.path.join(root, tumour_row["image"]), os.path.join(root, tumour_row["mask"]), "x"),
         image_size=256, max_instances=8,
     )
     assert (example["gt_classes"] == lgg.TUMOUR_CLASS).sum() == int(tumour_row["instances"])
     assert example["image"].shape == (256, 256, 3)
     multi_row = next(row for row in rows if int(row["instances"]) >= 2)
     example = lgg.load_slice(
-        lgg.Slice(os.path.join(root, multi_row["image"]), os.path.join(root, multi_row["mask"]), "x"),
+        Item(os.path.join(root, multi_row["image"]), os.path.join(root, multi_row["mask"]), "x"),
         image_size=256, max_instances=8,
     )
     assert (example["gt_classes"] == lgg.TUMOUR_CLASS).sum() == int(multi_row["instances"])

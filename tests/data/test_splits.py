@@ -1,4 +1,5 @@
-"""Patient-level splits: ratios, stratification, no patient in two splits, file round trip."""
+"""Patient-level splits: ratios, stratification, no patient in two splits, file round trip; indices spread over a
+split."""
 import collections
 import json
 
@@ -7,6 +8,7 @@ import pytest
 from conftest import require_shared_lgg
 
 from mrcnn_tf.data import lgg, splits
+from mrcnn_tf.data.items import Item
 from mrcnn_tf.errors import DataError
 
 
@@ -29,12 +31,12 @@ def test_stratification_balances_the_tumour_free_share():
 
 
 def _slices(patients_and_tumour):
-    return [lgg.Slice(f"/d/{p}/{p}_{i}.tif", f"/d/{p}/{p}_{i}_mask.tif", p) for i, (p, _) in
+    return [Item(f"/d/{p}/{p}_{i}.tif", f"/d/{p}/{p}_{i}_mask.tif", p) for i, (p, _) in
             enumerate(patients_and_tumour)]
 
 
 def test_make_splits_by_image_when_there_is_no_patient_id(caplog):
-    items = [lgg.Slice(f"/d/{i}.tif", f"/d/{i}_mask.tif", None) for i in range(10)]
+    items = [Item(f"/d/{i}.tif", f"/d/{i}_mask.tif", None) for i in range(10)]
     result = splits.make_splits(items, [i % 2 == 0 for i in range(10)])
     assert result["by"] == "image" and "no patient ids" in caplog.text
     assert len(splits.select(items, result, "train")) == 7
@@ -79,3 +81,23 @@ def test_no_patient_of_the_shared_lgg_data_is_in_two_splits():
         assert set(patients) == members[splits.SPLITS.index(name)]
     free = {name: np.mean([not has_tumour[items.index(i)] for i in part]) for name, part in chosen.items()}
     assert max(free.values()) - min(free.values()) < 0.1, free
+
+
+@pytest.mark.parametrize("count, total, expected", [
+    (4, 10, [0, 3, 6, 9]),  # both ends, evenly between
+    (3, 5, [0, 2, 4]),
+    (1, 7, [0]),
+    (8, 5, [0, 1, 2, 3, 4]),  # fewer than asked: all of them
+    (5, 5, [0, 1, 2, 3, 4]),
+    (4, 0, []),
+])
+def test_spread_indices_spreads_evenly_and_keeps_the_ends(count, total, expected):
+    assert splits.spread_indices(count, total) == expected
+
+
+def test_spread_indices_gives_distinct_sorted_indices_within_range():
+    for total in range(1, 60):
+        for count in range(1, 12):
+            indices = splits.spread_indices(count, total)
+            assert indices == sorted(set(indices)) and all(0 <= i < total for i in indices)
+            assert len(indices) == min(count, total)

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from mrcnn_tf.layers.box_head import BoxHead
 from mrcnn_tf.layers.detections import DetectionLayer
+from mrcnn_tf.layers.factory import LayerFactory
 from mrcnn_tf.layers.fpn import FPN
 from mrcnn_tf.layers.mask_head import MaskHead
 from mrcnn_tf.layers.proposals import ProposalLayer
@@ -54,11 +55,28 @@ def _pyramid(batch=2, channels=CHANNELS, dtype=np.float32):
 @pytest.mark.parametrize("norm", ["frozen_bn", "group_norm"])
 def test_fpn_output_shapes(norm):
     backbone = [_random((2, IMAGE_SIZE // s, IMAGE_SIZE // s, c), seed=s) for s, c in zip(STRIDES[:4], (8, 12, 20, 24))]
-    outputs = FPN(CHANNELS, norm=norm, groups=4)(backbone)
+    outputs = FPN(CHANNELS, LayerFactory(norm, groups=4))(backbone)
     assert [tuple(p.shape) for p in outputs] == [(2, 16, 16, CHANNELS), (2, 8, 8, CHANNELS), (2, 4, 4, CHANNELS),
                                                  (2, 2, 2, CHANNELS), (2, 1, 1, CHANNELS)]  # S/4 .. S/64
     # P6 is P5 subsampled by 2 (a 1 x 1 max-pool of stride 2).
     np.testing.assert_allclose(outputs[4].numpy(), outputs[3].numpy()[:, ::2, ::2], rtol=1e-6)
+
+
+def test_the_factory_gives_fpn_and_heads_their_norms_and_xla_switches():
+    layers = LayerFactory("group_norm", groups=4, xla_conv=True, xla_norm=True)
+    fpn, rpn = FPN(CHANNELS, layers), RPNHead(len(RATIOS), CHANNELS, layers)
+    mask = MaskHead(NUM_CLASSES, conv_dim=8, layers=layers)
+    assert all(conv.xla for conv in list(fpn.lateral) + list(fpn.output_convs)) and rpn.conv.xla
+    assert all(norm.xla and norm.groups == 4 for norm in list(fpn.lateral_norms) + list(fpn.output_norms))
+    assert [norm.name for norm in fpn.lateral_norms] == ["lateral_c2_gn", "lateral_c3_gn", "lateral_c4_gn",
+                                                         "lateral_c5_gn"]
+    # The mask head's RoI count changes every step: its layers stay plain (no XLA program per count).
+    assert not any(conv.xla for conv in mask.convs) and not any(norm.xla for norm in mask.norms)
+    assert [norm.groups for norm in mask.norms] == [4] * 4
+    # Frozen BatchNorm (pre-trained weights): FPN and heads without norms, as the original FPN.
+    frozen = LayerFactory("frozen_bn")
+    assert list(FPN(CHANNELS, frozen).output_norms) == [None] * 4
+    assert list(MaskHead(NUM_CLASSES, conv_dim=8, layers=frozen).norms) == [None] * 4
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -150,7 +168,7 @@ def test_box_head_matches_numpy_forward():
 
 @pytest.mark.parametrize("norm", ["frozen_bn", "group_norm"])
 def test_mask_head_shapes(norm):
-    mask_logits = MaskHead(NUM_CLASSES, conv_dim=8, norm=norm, groups=4)(_random((2, 3, 14, 14, 8)))
+    mask_logits = MaskHead(NUM_CLASSES, conv_dim=8, layers=LayerFactory(norm, groups=4))(_random((2, 3, 14, 14, 8)))
     assert tuple(mask_logits.shape) == (2, 3, 28, 28, NUM_CLASSES)
     assert mask_logits.dtype == tf.float32
 
@@ -186,7 +204,7 @@ def test_heads_output_float32_under_mixed_float16(mixed_policy):
 
 def test_fpn_computes_in_float16_under_mixed_float16(mixed_policy):
     backbone = [_random((1, IMAGE_SIZE // s, IMAGE_SIZE // s, 8), seed=s) for s in STRIDES[:4]]
-    outputs = FPN(CHANNELS, norm="group_norm", groups=4)(backbone)
+    outputs = FPN(CHANNELS, LayerFactory("group_norm", groups=4))(backbone)
     assert [p.dtype for p in outputs] == [tf.float16] * 5
 
 

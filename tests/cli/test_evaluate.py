@@ -1,4 +1,5 @@
-"""evaluate.py: the three modes, run in-process on tiny data the tests make."""
+"""mrcnn_tf.cli.evaluate (``mrcnn-evaluate``, ``python evaluate.py``): the three modes, run in-process on tiny data
+the tests make, and the counts mode as the top-level script and as the installed console script."""
 import json
 import os
 import subprocess
@@ -7,25 +8,34 @@ import sys
 import numpy as np
 import pytest
 import tifffile
-from conftest import ellipse_image, tiny_config
+from conftest import ellipse_image, heavy_modules_after, tiny_config
 
-import evaluate
+from mrcnn_tf import runs
+from mrcnn_tf.cli import evaluate
 from mrcnn_tf.data import splits
 from mrcnn_tf.evaluation import coco
 from mrcnn_tf.evaluation.records import ImageRecord
 from mrcnn_tf.model import build_model
-from mrcnn_tf.training import CONFIG_FILE, WEIGHTS_FILE
 
-ROOT = os.path.join(os.path.dirname(__file__), "..")
+PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_from_counts_prints_the_papers_figures_without_tensorflow():
-    out = subprocess.run([sys.executable, "evaluate.py", "--from-counts", "15", "1", "2", "7"], cwd=ROOT,
+def test_from_counts_prints_the_papers_figures(tmp_path):
+    # The top-level evaluate.py of a checkout...
+    out = subprocess.run([sys.executable, "evaluate.py", "--from-counts", "15", "1", "2", "7"], cwd=PROJECT,
                          capture_output=True, text=True, check=True).stdout
     assert "precision: 0.9375" in out and "recall: 0.8824" in out and "f1: 0.9091" in out
-    out = subprocess.run([sys.executable, "evaluate.py", "--from-counts", "102", "13", "12", "50"], cwd=ROOT,
+    # ...and the console script pip installs, run from a folder outside the project.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    script = os.path.join(os.path.dirname(sys.executable), "mrcnn-evaluate")
+    out = subprocess.run([script, "--from-counts", "102", "13", "12", "50"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, check=True).stdout
     assert "precision: 0.8870" in out and "recall: 0.8947" in out and "f1: 0.8908" in out
+
+
+def test_from_counts_loads_no_tensorflow():
+    code = "from mrcnn_tf.cli import evaluate; assert evaluate.main(['--from-counts', '15', '1', '2', '7']) == 0"
+    assert heavy_modules_after(code) == []
 
 
 def test_detections_mode_scores_a_coco_results_file(tmp_path):
@@ -71,10 +81,10 @@ def tiny_run(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     config = tiny_config()
-    config.to_json(run / CONFIG_FILE)
-    build_model(config).save_weights(str(run / WEIGHTS_FILE))
+    runs.write_config(str(run), config)
+    build_model(config).save_weights(runs.path(str(run), runs.WEIGHTS_FILE))
     splits.write_splits({"ratios": [0.5, 0, 0.5], "seed": 0, "by": "patient", "train": ["TCGA_AA_0001"],
-                         "val": [], "test": ["TCGA_AA_0002"]}, run / splits.SPLITS_FILE)
+                         "val": [], "test": ["TCGA_AA_0002"]}, runs.path(str(run), runs.SPLITS_FILE))
     return run, data
 
 
@@ -94,7 +104,7 @@ def test_model_mode_evaluates_the_runs_test_split(tiny_run, tmp_path):
 def _val_and_test_patients(run):
     """Give the tiny run a validation split (one patient) and a test split (the other)."""
     splits.write_splits({"ratios": [0, 0.5, 0.5], "seed": 0, "by": "patient", "train": [],
-                         "val": ["TCGA_AA_0001"], "test": ["TCGA_AA_0002"]}, run / splits.SPLITS_FILE)
+                         "val": ["TCGA_AA_0001"], "test": ["TCGA_AA_0002"]}, runs.path(str(run), runs.SPLITS_FILE))
 
 
 def test_model_mode_chooses_the_score_threshold_on_the_val_split(tiny_run, tmp_path, capsys):

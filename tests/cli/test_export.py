@@ -1,0 +1,35 @@
+"""mrcnn_tf.cli.export (``mrcnn-export``): flags to ``export.export_run``, its outcome as a message and an exit code
+(the SavedModel itself: tests/test_export.py)."""
+import os
+
+import pytest
+from conftest import heavy_modules_after
+
+from mrcnn_tf import export
+from mrcnn_tf.cli import export as export_cli
+
+
+def test_main_exports_the_run_and_names_the_folder(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(export, "export_run", lambda run_dir, out_dir: calls.append((run_dir, out_dir)) or out_dir)
+    assert export_cli.main(["--run", "runs/lgg", "--out", "exports/lgg"]) == 0
+    assert calls == [("runs/lgg", "exports/lgg")]
+    assert capsys.readouterr().out == "SavedModel written to exports/lgg\n"
+
+
+def test_a_run_without_weights_exits_with_code_2_naming_the_file(tmp_path, capsys):
+    code = export_cli.main(["--run", str(tmp_path), "--out", str(tmp_path / "export")])
+    error = capsys.readouterr().err
+    assert code == 2 and os.path.join(str(tmp_path), "model.weights.h5") in error and "Traceback" not in error
+    assert not os.path.exists(tmp_path / "export")
+
+
+@pytest.mark.parametrize("flags", [["--run", "r"], ["--out", "o"]])
+def test_a_missing_flag_is_a_usage_error(flags, capsys):
+    with pytest.raises(SystemExit) as stop:
+        export_cli.main(flags)
+    assert stop.value.code == 2 and "the following arguments are required" in capsys.readouterr().err
+
+
+def test_parsing_the_flags_loads_no_tensorflow():
+    assert heavy_modules_after("from mrcnn_tf.cli import export; export.parse_args(['--run', 'r', '--out', 'o'])") == []

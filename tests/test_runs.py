@@ -1,0 +1,137 @@
+"""mrcnn_tf/runs.py: the run folder read back (config, final and best weights, precision), its errors, and which
+config a run resumes with. Run folders here hold a tiny untrained model's config and weights, as training writes
+them (tests/cli/test_train.py checks a real run's folder)."""
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import tiny_config
+
+from mrcnn_tf import runs
+from mrcnn_tf.errors import ConfigError
+from mrcnn_tf.model import build_model
+
+
+def _shifted(weights, step):
+    """``weights`` (a list of arrays) with ``step`` added to each float array: distinct values."""
+    return [w + step if np.issubdtype(w.dtype, np.floating) else w for w in weights]
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    """``(run_dir, final weights, best weights)``: a run folder with distinct final and best weights files."""
+    run_dir = str(tmp_path_factory.mktemp("run"))
+    model = build_model(tiny_config())
+    runs.write_config(run_dir, model.config)
+    final = model.get_weights()
+    model.save_weights(runs.path(run_dir, runs.WEIGHTS_FILE))
+    best = _shifted(final, 1.0)
+    model.set_weights(best)
+    model.save_weights(runs.path(run_dir, runs.BEST_WEIGHTS_FILE))
+    return run_dir, final, best
+
+
+@pytest.fixture
+def float32_policy():
+    yield
+    runs.set_precision(False)
+
+
+def _assert_weights(model, expected):
+    got = model.get_weights()
+    assert len(got) == len(expected)
+    for want, have in zip(expected, got):
+        np.testing.assert_array_equal(have, want)
+
+
+@pytest.mark.parametrize("which", ["final", "best"])
+def test_load_run_gives_the_model_with_the_chosen_weights(saved_run, which):
+    run_dir, final, best = saved_run
+    model = runs.load_run(run_dir, which)
+    # No pre-trained download, and the norm the run trained with (tiny_config's weights "none" mean group_norm).
+    assert model.config == tiny_config(backbone={"norm": "group_norm"})
+    _assert_weights(model, final if which == "final" else best)
+    out = model(tf.zeros([1, 64, 64, 3], tf.uint8))  # a working model, at the config's sizes
+    assert out["boxes"].shape == (1, 10, 4)
+
+
+def test_load_run_never_downloads_pretrained_weights_and_keeps_the_norm(tmp_path):
+    # A run trained from ImageNet weights: the run's own weights win, with the norm that it trained with.
+    run_dir = str(tmp_path)
+    config = tiny_config(backbone={"weights": "imagenet"})
+    model = build_model(config.replace(backbone={"weights": "none", "norm": "frozen_bn"}))
+    runs.write_config(run_dir, config)
+    model.save_weights(runs.path(run_dir, runs.WEIGHTS_FILE))
+    loaded = runs.load_run(run_dir)
+    assert loaded.config.backbone.weights == "none" and loaded.config.backbone.norm == "frozen_bn"
+    assert isinstance(loaded.backbone.get_layer("conv1_bn"), keras.layers.BatchNormalization)
+    _assert_weights(loaded, model.get_weights())
+
+
+def test_load_run_sets_the_precision_the_run_trained_with(tmp_path, saved_run, float32_policy):
+    run_dir = str(tmp_path)
+    runs.write_config(run_dir, tiny_config(train={"mixed_precision": True}))
+    shutil.copy(runs.path(saved_run[0], runs.WEIGHTS_FILE), runs.path(run_dir, runs.WEIGHTS_FILE))
+    model = runs.load_run(run_dir)
+    assert keras.mixed_precision.global_policy().name == "mixed_float16"
+    assert model.backbone.get_layer("conv1_conv").compute_dtype == "float16"
+    _assert_weights(model, saved_run[1])  # float32 variables under either policy
+
+
+def test_weights_path_names_what_is_missing(tmp_path, saved_run):
+    run_dir = saved_run[0]
+    assert runs.weights_path(run_dir) == os.path.join(run_dir, "model.weights.h5")
+    assert runs.weights_path(run_dir, "best") == os.path.join(run_dir, "best.weights.h5")
+    with pytest.raises(ConfigError, match="weights must be 'final' or 'best', got 'last'"):
+        runs.weights_path(run_dir, "last")
+    runs.write_config(str(tmp_path), tiny_config())  # a run stopped before its first validation or its end
+    for which, name in (("final", "model.weights.h5"), ("best", "best.weights.h5")):
+        with pytest.raises(ConfigError) as error:
+            runs.load_run(str(tmp_path), which)
+        message = str(error.value)
+        assert os.path.join(str(tmp_path), name) in message and f"the run has no {which} weights" in message
+
+
+def test_read_config_of_a_folder_that_is_no_run(tmp_path):
+    with pytest.raises(ConfigError, match="not a run folder \\(no config.json\\)") as error:
+        runs.read_config(str(tmp_path))
+    assert str(tmp_path) in str(error.value)
+    (tmp_path / "config.json").write_text("{broken")
+    with pytest.raises(ConfigError, match="not a readable configuration") as error:
+        runs.read_config(str(tmp_path))
+    assert str(tmp_path / "config.json") in str(error.value)
+
+
+def test_write_then_read_config_round_trips(tmp_path):
+    config = tiny_config(train={"epochs": 3}, runtime={"xla_conv": None})
+    runs.write_config(str(tmp_path), config)
+    assert os.listdir(tmp_path) == [runs.CONFIG_FILE]
+    assert runs.read_config(str(tmp_path)) == config
+
+
+def _checkpoint(run_dir):
+    """A resumable checkpoint in ``run_dir/state``, as training writes (a tf.train.Checkpoint)."""
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(step=tf.Variable(3)), runs.path(run_dir, runs.STATE_DIR),
+                                         max_to_keep=1)
+    return manager.save()
+
+
+def test_resumable_config_is_the_folders_only_with_a_checkpoint(tmp_path):
+    run_dir, given, recorded = str(tmp_path / "run"), tiny_config(), tiny_config(train={"epochs": 7})
+    assert runs.resumable_config(run_dir, given) == (given, False)  # no folder yet: a new run
+    os.makedirs(run_dir)
+    runs.write_config(run_dir, recorded)
+    assert not runs.has_checkpoint(run_dir)
+    assert runs.resumable_config(run_dir, given) == (given, False)  # stopped before its first checkpoint
+    _checkpoint(run_dir)
+    assert runs.has_checkpoint(run_dir)
+    config, resuming = runs.resumable_config(run_dir, given)
+    assert resuming and config == recorded  # the same command resumes the same run
+
+
+def test_a_checkpoint_without_a_config_starts_a_new_run(tmp_path):
+    _checkpoint(str(tmp_path))
+    assert runs.resumable_config(str(tmp_path), tiny_config()) == (tiny_config(), False)
