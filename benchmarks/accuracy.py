@@ -40,10 +40,16 @@ from mrcnn_tf.errors import run_command  # noqa: E402
 
 SUMMARY_KEYS = {
     "precision": ("image_level", "precision"), "recall": ("image_level", "recall"), "f1": ("image_level", "f1"),
-    "iou_instance": ("iou", "instance_mean"), "box_ap50": ("ap", "box_ap50"), "mask_ap50": ("ap", "mask_ap50"),
+    "precision_localised": ("image_level_localised", "precision"),
+    "recall_localised": ("image_level_localised", "recall"), "f1_localised": ("image_level_localised", "f1"),
+    "iou_per_slice_region": ("iou", "image_mean"), "iou_matched_pair": ("iou", "matched_pair_mean"),
+    "box_ap50": ("ap", "box_ap50"), "mask_ap50": ("ap", "mask_ap50"),
     "coco_box_ap": ("coco", "box", "ap"), "coco_mask_ap": ("coco", "mask", "ap"),
     "dice_per_patient": ("dice", "per_patient_mean"), "dice_per_slice": ("dice", "per_slice_mean"),
 }
+# The summary's figures that the report gives a 95% interval (report.json's "intervals", the same path inside it).
+INTERVAL_KEYS = ("precision", "recall", "f1", "precision_localised", "recall_localised", "f1_localised",
+                 "box_ap50", "mask_ap50", "dice_per_patient")
 
 
 def training_config(name, data_root, out_dir, minutes):
@@ -78,15 +84,27 @@ def read_columns(path):
     return columns
 
 
+def _lookup(tree, keys):
+    """``tree[keys[0]][keys[1]]...``."""
+    for key in keys:
+        tree = tree[key]
+    return tree
+
+
+def _rounded(value):
+    return None if value is None else round(float(value), 4)
+
+
 def summarise(report):
-    """The headline figures of an evaluation report (``report.json``)."""
-    out = {}
-    for name, keys in SUMMARY_KEYS.items():
-        value = report
-        for key in keys:
-            value = value[key]
-        out[name] = None if value is None else round(float(value), 4)
+    """The headline figures of an evaluation report (``report.json``), their 95% intervals as ``[low, high]``
+    (None where a figure has none), the image-level counts and how the bootstrap drew."""
+    out = {name: _rounded(_lookup(report, keys)) for name, keys in SUMMARY_KEYS.items()}
     out.update({k: report["image_level"][k] for k in ("tp", "fp", "fn", "tn")})
+    out["mislocated"] = report["image_level_localised"]["mislocated"]
+    entries = {name: _lookup(report["intervals"], SUMMARY_KEYS[name]) for name in INTERVAL_KEYS}
+    out["intervals"] = {name: None if entry["low"] is None else [_rounded(entry["low"]), _rounded(entry["high"])]
+                        for name, entry in entries.items()}
+    out["intervals_bootstrap"] = report["intervals"]["bootstrap"]
     return out
 
 

@@ -10,7 +10,7 @@ group of equal scores), ``U`` unique recall values.
 """
 import numpy as np
 
-from mrcnn_tf.evaluation.matching import box_iou_matrix, mask_iou_matrix, match_detections
+from mrcnn_tf.evaluation.matching import match_detections, record_iou
 
 NO_GROUND_TRUTH = "no ground-truth instances"
 NO_MASKS = "no masks"
@@ -98,11 +98,26 @@ def average_precision(scores, is_tp, num_gt, is_ignored=None):
             "recall": recall.tolist()}
 
 
-def _record_iou(record, kind):
-    """``[D, G]`` IoU of a record's detections with its ground truth, by boxes or by masks."""
-    if kind == "box":
-        return box_iou_matrix(record.det_boxes, record.gt_boxes)
-    return mask_iou_matrix(record.det_masks, record.gt_masks)
+def record_matches(record, kind, iou_threshold=0.5):
+    """One image's detections judged at one IoU threshold, as equation (3) pools them.
+
+    A detection's status depends only on its own image, so these can be computed once per image and re-pooled
+    (the bootstrap of ``intervals`` does).
+
+    Args:
+      record: an ImageRecord. kind: ``"box"`` or ``"mask"``. iou_threshold: the least IoU of a true positive.
+    Returns:
+      scores ``[D]`` float64, is_tp ``[D]`` bool, is_ignored ``[D]`` bool (matched to a crowd region), in the
+      record's detection order.
+    """
+    is_tp, is_ignored, _ = match_detections(record.det_scores, record_iou(record, kind), record.gt_crowd,
+                                            iou_threshold)
+    return np.asarray(record.det_scores, np.float64).reshape(-1), is_tp, is_ignored
+
+
+def has_masks(records):
+    """True when every record carries detection and ground-truth masks (mask figures need both)."""
+    return all(r.det_masks is not None and r.gt_masks is not None for r in records)
 
 
 def dataset_ap(records, kind, iou_threshold=0.5):
@@ -121,14 +136,11 @@ def dataset_ap(records, kind, iou_threshold=0.5):
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     num_gt = int(sum((~r.gt_crowd).sum() for r in records))
-    if kind == "mask" and any(r.det_masks is None or r.gt_masks is None for r in records):
+    if kind == "mask" and not has_masks(records):
         return dict(ap=None, reason=NO_MASKS, precision=[], recall=[], num_gt=num_gt,
                     num_detections=int(sum(len(r.det_scores) for r in records)))
-    scores, is_tp, is_ignored = [np.zeros(0)], [np.zeros(0, bool)], [np.zeros(0, bool)]
-    for record in records:
-        tp, ignored, _ = match_detections(record.det_scores, _record_iou(record, kind), record.gt_crowd,
-                                          iou_threshold)
-        scores.append(np.asarray(record.det_scores, np.float64).reshape(-1))
-        is_tp.append(tp)
-        is_ignored.append(ignored)
-    return average_precision(np.concatenate(scores), np.concatenate(is_tp), num_gt, np.concatenate(is_ignored))
+    parts = [record_matches(record, kind, iou_threshold) for record in records]
+    scores = np.concatenate([np.zeros(0)] + [part[0] for part in parts])
+    is_tp = np.concatenate([np.zeros(0, bool)] + [part[1] for part in parts])
+    is_ignored = np.concatenate([np.zeros(0, bool)] + [part[2] for part in parts])
+    return average_precision(scores, is_tp, num_gt, is_ignored)

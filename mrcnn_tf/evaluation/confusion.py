@@ -1,4 +1,5 @@
-"""The paper's image-level confusion matrix (Table 1 layout) and the figures of equations (1) and (2).
+"""The paper's image-level confusion matrix (Table 1 layout), a localisation-aware one beside it, and the figures
+of equations (1) and (2).
 
 TN only exists at the image level (a tumour-free image where nothing is predicted), so the matrix counts
 images, not instances: rows are the prediction, columns the truth.
@@ -7,29 +8,97 @@ images, not instances: rows are the prediction, columns the truth.
 |--------------------|-----------------|-----------------|
 | predicted positive | TP              | FP              |
 | predicted negative | FN              | TN              |
+
+Shape letters: ``R`` records (images), ``D`` detections, ``G`` ground-truth instances.
 """
+import numpy as np
+
+from mrcnn_tf.evaluation.matching import record_iou
+
+CELLS = ("tp", "fp", "fn", "tn")  # the column order of the ``[R, 4]`` cell arrays
 
 
-def image_level_counts(records, score_threshold):
-    """Count images into the four cells of Table 1.
+def image_level_cells(records, score_threshold):
+    """Each image's cell of Table 1, the paper's count.
 
     An image is predicted positive when it has at least one detection scoring ``>= score_threshold``
-    (wherever it lies: the image-level matrix does not look at overlap), actually positive when
-    ``record.has_tumour`` (a non-crowd ground-truth instance).
+    (wherever it lies: this count does not look at overlap), actually positive when ``record.has_tumour``
+    (a non-crowd ground-truth instance).
 
     Args:
       records: list of ImageRecord.
       score_threshold: float, inclusive.
     Returns:
-      dict(tp=int, fp=int, fn=int, tn=int), summing to ``len(records)``.
+      ``[R, 4]`` int64, one 1 per row, columns in ``CELLS`` order.
     """
-    counts = dict(tp=0, fp=0, fn=0, tn=0)
-    for record in records:
+    cells = np.zeros((len(records), len(CELLS)), np.int64)
+    for row, record in zip(cells, records):
         predicted = len(record.detections_above(score_threshold)) > 0
         actual = record.has_tumour
-        key = ("tp" if actual else "fp") if predicted else ("fn" if actual else "tn")
-        counts[key] += 1
-    return counts
+        cell = ("tp" if actual else "fp") if predicted else ("fn" if actual else "tn")
+        row[CELLS.index(cell)] = 1
+    return cells
+
+
+def image_level_counts(records, score_threshold):
+    """The four cells of Table 1 summed over ``records`` (:func:`image_level_cells`).
+
+    Returns:
+      dict(tp=int, fp=int, fn=int, tn=int), summing to ``len(records)``.
+    """
+    return _counts(image_level_cells(records, score_threshold))
+
+
+def _counts(cells):
+    """``[R, 4]`` cells summed into dict(tp, fp, fn, tn) of ints."""
+    return {name: int(total) for name, total in zip(CELLS, cells.sum(axis=0))}
+
+
+def _finds_a_tumour(record, score_threshold, iou_threshold, kind):
+    """True when a detection scoring ``>= score_threshold`` has IoU ``>= iou_threshold`` with a non-crowd
+    ground-truth instance (which is exactly when the greedy matching of ``match_detections`` makes a TP)."""
+    keep = record.detections_above(score_threshold)
+    iou = record_iou(record, kind)[keep][:, ~record.gt_crowd]  # [D', G'] kept detections x tumour regions
+    return bool((iou >= iou_threshold).any())
+
+
+def localised_cells(records, score_threshold, iou_threshold=0.5, kind="mask"):
+    """Each image's cells of the localisation-aware count: a tumour slice is a TP only where it was found in the
+    right place.
+
+    It differs from :func:`image_level_cells` only on the tumour slices that have detections scoring
+    ``>= score_threshold`` all of which miss every true region (IoU ``< iou_threshold``): the paper's count calls
+    such a slice TP; here it is both FN (the tumour was not found) and FP (a false alarm was raised), row
+    ``(0, 1, 1, 0)``. So TP + FP is still the number of slices called positive, TP + FN the number with tumour,
+    and TN (and the tumour-free slices' FP) are the paper's.
+
+    Args:
+      records: list of ImageRecord. score_threshold: float, inclusive. iou_threshold: the least IoU of a match.
+      kind: ``"mask"`` (mask IoU) or ``"box"`` (box IoU, for detections without masks).
+    Returns:
+      ``[R, 4]`` int64, columns in ``CELLS`` order.
+    """
+    cells = image_level_cells(records, score_threshold)
+    tp = CELLS.index("tp")
+    for row, record in zip(cells, records):
+        if row[tp] and not _finds_a_tumour(record, score_threshold, iou_threshold, kind):
+            row[:] = [0, 1, 1, 0]
+    return cells
+
+
+def localised_counts(records, score_threshold, iou_threshold=0.5, kind="mask"):
+    """The localisation-aware count (:func:`localised_cells`) with its precision, recall and F1.
+
+    Returns:
+      dict(tp, fp, fn, tn, mislocated (tumour slices counted both FN and FP), precision, recall, f1). The cells
+      sum to ``len(records) + mislocated``; accuracy and specificity are left out (specificity is the paper's
+      count's: tumour-free slices are counted the same way).
+    """
+    cells = localised_cells(records, score_threshold, iou_threshold, kind)
+    counts = _counts(cells)
+    figures = metrics_from_counts(**counts)
+    mislocated = int((cells[:, CELLS.index("fp")] & cells[:, CELLS.index("fn")]).sum())
+    return {**counts, "mislocated": mislocated, **{k: figures[k] for k in ("precision", "recall", "f1")}}
 
 
 def f1_best_threshold(records, min_precision=0.0):

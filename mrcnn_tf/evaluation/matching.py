@@ -67,6 +67,26 @@ def mask_iou_matrix(a, b):
     return _safe_ratio(intersection, union - intersection)
 
 
+def record_iou(record, kind):
+    """``[D, G]`` IoU of an ImageRecord's detections with its ground truth.
+
+    Args:
+      record: an ImageRecord. kind: ``"box"`` (by ``det_boxes`` / ``gt_boxes``) or ``"mask"`` (by ``det_masks`` /
+      ``gt_masks``, which must not be None).
+    Returns:
+      ``[D, G]`` float64.
+    Raises:
+      ValueError: an unknown ``kind``, or ``"mask"`` for a record without masks.
+    """
+    if kind == "box":
+        return box_iou_matrix(record.det_boxes, record.gt_boxes)
+    if kind != "mask":
+        raise ValueError(f"kind must be 'box' or 'mask', got {kind!r}")
+    if record.det_masks is None or record.gt_masks is None:
+        raise ValueError(f"{record.file_name}: detections and ground truth both need masks for a mask IoU")
+    return mask_iou_matrix(record.det_masks, record.gt_masks)
+
+
 def _check_match_inputs(scores, iou, crowd):
     """The inputs of :func:`match_detections` as arrays ``[D]`` float64, ``[D, G]`` float64, ``[G]`` bool."""
     scores = np.asarray(scores, np.float64).reshape(-1)

@@ -83,9 +83,8 @@ def _per_patient_dice(records, counts):
     """
     pooled = collections.defaultdict(lambda: [0, 0])  # patient -> [sum of intersections, sum of |A| + |B|]
     for record, (intersection, total, _) in zip(records, counts):
-        key = record.file_name if record.patient is None else record.patient
-        pooled[key][0] += intersection
-        pooled[key][1] += total
+        pooled[record.patient_key][0] += intersection
+        pooled[record.patient_key][1] += total
     return {patient: _dice_ratio(intersection, total) for patient, (intersection, total) in pooled.items()}
 
 
@@ -139,24 +138,24 @@ def _matched_ious(record, score_threshold, iou_threshold):
 
 
 def iou_summary(records, score_threshold, iou_threshold=0.5):
-    """Mean mask IoU of matched instances, and of the predicted against the true region per slice.
+    """Mean mask IoU of the predicted against the true tumour region per slice, and of matched pairs.
 
     Args:
       records: list of ImageRecord with det_masks and gt_masks.
       score_threshold: only detections scoring ``>=`` this are matched or drawn.
       iou_threshold: the least IoU of a match.
     Returns:
-      dict(instance_mean: mean IoU of the true-positive (detection, ground truth) pairs of
-      :func:`match_detections`; image_mean: mean over slices with tumour of the IoU of
-      :func:`predicted_union` with the ground-truth union; n_matched_instances: int). A mean is None when
-      there is nothing to average.
+      dict(image_mean: mean over slices with tumour of the IoU of :func:`predicted_union` with the ground-truth
+      union (a missed slice counts 0: the figure comparable to the paper's IoU); matched_pair_mean: mean IoU of
+      the true-positive (detection, ground truth) pairs of :func:`match_detections`, so never below
+      ``iou_threshold``; n_matched_pairs: int). A mean is None when there is nothing to average.
     Raises:
       ValueError: a record without masks.
     """
     matched = np.concatenate([np.zeros(0)] + [_matched_ious(r, score_threshold, iou_threshold) for r in records])
     per_image = [_binary_iou(predicted_union(r, score_threshold), _gt_union(r)) for r in records if r.has_tumour]
     return dict(
-        instance_mean=_mean(matched.tolist()),
         image_mean=_mean(per_image),
-        n_matched_instances=int(len(matched)),
+        matched_pair_mean=_mean(matched.tolist()),
+        n_matched_pairs=int(len(matched)),
     )

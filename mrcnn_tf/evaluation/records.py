@@ -37,6 +37,12 @@ class ImageRecord:
     det_masks: np.ndarray | None
 
     @property
+    def patient_key(self):
+        """The unit that per-patient figures and the bootstrap group by: the patient id, or the file name when the
+        data has none (each image is then its own unit)."""
+        return self.file_name if self.patient is None else self.patient
+
+    @property
     def has_tumour(self):
         """Actual positive at the image level: at least one non-crowd ground-truth instance."""
         return bool((~self.gt_crowd).any())

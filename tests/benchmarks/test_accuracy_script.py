@@ -7,12 +7,26 @@ from conftest import load_benchmark
 
 from mrcnn_tf import config as config_lib
 
+def _interval(low, high):
+    return {"value": (low + high) / 2, "low": low, "high": high}
+
+
 REPORT = {  # the parts of an evaluation report (report.json) the script reads
     "image_level": {"precision": 0.9, "recall": 0.8, "f1": 0.847, "tp": 8, "fp": 1, "fn": 2, "tn": 5},
-    "iou": {"instance_mean": 0.7}, "ap": {"box_ap50": 0.91, "mask_ap50": None},
+    "image_level_localised": {"precision": 0.8, "recall": 0.7, "f1": 0.747, "mislocated": 1},
+    "iou": {"image_mean": 0.6, "matched_pair_mean": 0.7}, "ap": {"box_ap50": 0.91, "mask_ap50": None},
     "coco": {"box": {"ap": 0.4}, "mask": {"ap": 0.35}},
     "dice": {"per_patient_mean": 0.8, "per_slice_mean": 0.75},
     "thresholds": {"score": 0.3}, "source": {"score_threshold_chosen_on_val": {"threshold": 0.3}},
+    "intervals": {
+        "bootstrap": {"unit": "patient", "n_units": 10, "resamples": 1000, "seed": 0, "interval": "percentile"},
+        "image_level": {"precision": _interval(0.55, 0.98), "recall": _interval(0.49, 0.94),
+                        "f1": _interval(0.61, 0.95)},
+        "image_level_localised": {"precision": _interval(0.44, 0.96), "recall": _interval(0.4, 0.9),
+                                  "f1": _interval(0.5, 0.9)},
+        "ap": {"box_ap50": _interval(0.8, 0.97123456), "mask_ap50": {"value": None, "low": None, "high": None}},
+        "dice": {"per_patient_mean": _interval(0.7, 0.88)},
+    },
 }
 
 
@@ -104,6 +118,12 @@ def test_summary_reads_the_report(accuracy):
     summary = accuracy.summarise(REPORT)
     assert summary["f1"] == 0.847 and summary["box_ap50"] == 0.91 and summary["mask_ap50"] is None
     assert summary["coco_mask_ap"] == 0.35 and summary["dice_per_patient"] == 0.8 and summary["tn"] == 5
+    assert summary["iou_per_slice_region"] == 0.6 and summary["iou_matched_pair"] == 0.7
+    assert summary["f1_localised"] == 0.747 and summary["mislocated"] == 1
+    intervals = summary["intervals"]
+    assert intervals["precision"] == [0.55, 0.98] and intervals["box_ap50"] == [0.8, 0.9712]
+    assert intervals["mask_ap50"] is None and intervals["dice_per_patient"] == [0.7, 0.88]
+    assert intervals["f1_localised"] == [0.5, 0.9] and summary["intervals_bootstrap"]["unit"] == "patient"
 
 
 def test_csv_columns_read_na_as_nan(accuracy, tmp_path):

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from mrcnn_tf.evaluation.confusion import f1_best_threshold, image_level_counts, metrics_from_counts, operating_points
+from mrcnn_tf.evaluation.confusion import (f1_best_threshold, image_level_cells, image_level_counts, localised_cells,
+                                           localised_counts, metrics_from_counts, operating_points)
 from mrcnn_tf.evaluation.records import ImageRecord
 
 
@@ -86,6 +87,65 @@ def test_image_level_counts_in_table_1_layout():
 
 def test_image_level_counts_of_no_records():
     assert image_level_counts([], 0.5) == dict(tp=0, fp=0, fn=0, tn=0)
+
+
+def _placed(gt_rects, det_rects, scores, image_id, crowd=None):
+    """An 8 x 8 ImageRecord whose boxes and masks fill the given rectangles ``(y1, x1, y2, x2)``."""
+    def masks(rects):
+        out = np.zeros((len(rects), 8, 8), np.uint8)
+        for mask, (y1, x1, y2, x2) in zip(out, rects):
+            mask[y1:y2, x1:x2] = 1
+        return out
+    crowd = np.zeros(len(gt_rects), bool) if crowd is None else np.asarray(crowd, bool)
+    return ImageRecord(
+        image_id=image_id, file_name=f"{image_id}.png", patient=None, height=8, width=8,
+        gt_boxes=np.asarray(gt_rects, np.float32).reshape(-1, 4), gt_masks=masks(gt_rects), gt_crowd=crowd,
+        det_boxes=np.asarray(det_rects, np.float32).reshape(-1, 4), det_scores=np.asarray(scores, np.float32),
+        det_masks=masks(det_rects))
+
+
+TUMOUR, ELSEWHERE, NEAR = (0, 0, 4, 4), (4, 4, 8, 8), (1, 0, 5, 4)  # NEAR: 12 of 20 pixels shared -> IoU 0.6
+
+
+def _localisation_cases():
+    return [
+        _placed([TUMOUR], [TUMOUR], [0.9], 1),  # found in place: TP in both counts
+        _placed([TUMOUR], [ELSEWHERE], [0.9], 2),  # a detection, in the wrong place: paper TP; localised FN + FP
+        _placed([], [ELSEWHERE], [0.9], 3),  # tumour-free with a detection: FP in both
+        _placed([], [], [], 4),  # tumour-free, nothing: TN in both
+        _placed([TUMOUR], [], [], 5),  # tumour, nothing: FN in both
+        _placed([TUMOUR], [ELSEWHERE, NEAR], [0.9, 0.6], 6),  # one wrong, one right (IoU 0.6): TP in both
+        _placed([TUMOUR], [TUMOUR], [0.3], 7),  # in place but below the score threshold: FN in both
+        _placed([TUMOUR, ELSEWHERE], [ELSEWHERE], [0.9], 8, crowd=[False, True]),  # on a crowd region only
+    ]
+
+
+def test_localised_count_moves_a_misplaced_detection_from_tp_to_fn_and_fp():
+    records = _localisation_cases()
+    np.testing.assert_array_equal(image_level_cells(records, 0.5)[[1, 7]], [[1, 0, 0, 0], [1, 0, 0, 0]])
+    np.testing.assert_array_equal(localised_cells(records, 0.5)[[1, 7]], [[0, 1, 1, 0], [0, 1, 1, 0]])
+    assert image_level_counts(records, 0.5) == dict(tp=4, fp=1, fn=2, tn=1)  # TP: 1, 2, 6, 8
+    counts = localised_counts(records, 0.5)
+    # TP: 1 and 6; FP: 3, and 2 and 8 (also FN); FN: 5, 7, 2 and 8; TN: 4. Cells sum to 8 images + 2.
+    assert {k: counts[k] for k in ("tp", "fp", "fn", "tn", "mislocated")} == dict(tp=2, fp=3, fn=4, tn=1,
+                                                                                    mislocated=2)
+    # P = 2 / (2 + 3) = 0.4 (TP + FP = the 5 slices called positive); R = 2 / (2 + 4) = 1/3 (6 tumour slices);
+    # F1 = 2 * 0.4 * (1/3) / (0.4 + 1/3) = 4/11.
+    assert counts["precision"] == pytest.approx(0.4) and counts["recall"] == pytest.approx(1 / 3)
+    assert counts["f1"] == pytest.approx(4 / 11)
+    assert "specificity" not in counts and "accuracy" not in counts
+
+
+def test_localised_count_follows_the_iou_threshold_and_can_use_boxes():
+    records = _localisation_cases()[5:6]  # the best match has IoU 0.6
+    assert localised_counts(records, 0.5, iou_threshold=0.6)["tp"] == 1  # inclusive
+    assert localised_counts(records, 0.5, iou_threshold=0.7)["mislocated"] == 1
+    no_masks = _localisation_cases()[1]
+    no_masks.det_masks = no_masks.gt_masks = None
+    assert localised_counts([no_masks], 0.5, kind="box")["mislocated"] == 1
+    with pytest.raises(ValueError, match="masks"):
+        localised_counts([no_masks], 0.5)
+    assert localised_counts([], 0.5)["tp"] == 0
 
 
 def _three_tumours_three_without():

@@ -5,7 +5,8 @@ Boxes are ``[y1, x1, y2, x2]`` with an exclusive end, so ``[0, 0, 10, 10]`` cove
 import numpy as np
 import pytest
 
-from mrcnn_tf.evaluation.matching import box_iou_matrix, mask_iou_matrix, match_detections
+from mrcnn_tf.evaluation.matching import box_iou_matrix, mask_iou_matrix, match_detections, record_iou
+from mrcnn_tf.evaluation.records import ImageRecord
 
 
 def _rectangle_masks(size, boxes):
@@ -148,3 +149,18 @@ def test_no_detections_or_no_ground_truth():
 def test_iou_of_wrong_shape_is_rejected():
     with pytest.raises(ValueError, match=r"\[D, G\] = \[2, 1\]"):
         match_detections([0.9, 0.8], [[0.5, 0.5]], [False])
+
+
+def test_record_iou_by_boxes_or_masks():
+    # Detection box = ground-truth box [0, 0, 4, 4], but its mask keeps only the top half: mask IoU 8 / 16.
+    gt_masks = _rectangle_masks(8, [(0, 0, 4, 4)])
+    det_masks = _rectangle_masks(8, [(0, 0, 2, 4)])
+    record = ImageRecord(1, "r.png", None, 8, 8, np.float32([[0, 0, 4, 4]]), gt_masks, np.zeros(1, bool),
+                         np.float32([[0, 0, 4, 4]]), np.float32([0.9]), det_masks)
+    np.testing.assert_allclose(record_iou(record, "box"), [[1.0]])
+    np.testing.assert_allclose(record_iou(record, "mask"), [[0.5]])
+    with pytest.raises(ValueError, match="kind"):
+        record_iou(record, "polygon")
+    record.det_masks = None
+    with pytest.raises(ValueError, match="r.png"):
+        record_iou(record, "mask")

@@ -147,8 +147,8 @@ def _iou_records():
 def test_iou_summary_by_hand():
     summary = iou_summary(_iou_records(), 0.5)
     # Matched pairs: (d0, gt 0) = 1 and (d1, gt 1) = 16/24; d2 finds gt 0 taken and is an FP.
-    assert summary["n_matched_instances"] == 2
-    assert summary["instance_mean"] == pytest.approx((1 + 16 / 24) / 2)
+    assert summary["n_matched_pairs"] == 2
+    assert summary["matched_pair_mean"] == pytest.approx((1 + 16 / 24) / 2)
     # r1: predicted union 16 + 16 = 32 pixels (d2 lies inside d0), truth 16 + 24 = 40, overlap 32 -> 32/40;
     # r2: 0 / 16 = 0; r3 has no tumour and is not averaged -> (0.8 + 0) / 2 = 0.4.
     assert summary["image_mean"] == pytest.approx(0.4)
@@ -157,15 +157,15 @@ def test_iou_summary_by_hand():
 def test_iou_summary_thresholds():
     # Score threshold 0.85 keeps d0 alone: instances [1]; r1 union 16 / 40 = 0.4, r2 0 -> image mean 0.2.
     summary = iou_summary(_iou_records(), 0.85)
-    assert summary["n_matched_instances"] == 1 and summary["instance_mean"] == pytest.approx(1.0)
+    assert summary["n_matched_pairs"] == 1 and summary["matched_pair_mean"] == pytest.approx(1.0)
     assert summary["image_mean"] == pytest.approx(0.2)
     # IoU threshold 0.7: d1 (16/24 = 0.667) no longer matches; the image mean does not depend on it.
     summary = iou_summary(_iou_records(), 0.5, iou_threshold=0.7)
-    assert summary["n_matched_instances"] == 1 and summary["instance_mean"] == pytest.approx(1.0)
+    assert summary["n_matched_pairs"] == 1 and summary["matched_pair_mean"] == pytest.approx(1.0)
     assert summary["image_mean"] == pytest.approx(0.4)
 
 
 def test_iou_summary_with_nothing_to_average():
     summary = iou_summary([_record("e.png", None), _record("f.png", None, det_rects=[(0, 0, 2, 2)], scores=[1])],
                           0.5)
-    assert summary == dict(instance_mean=None, image_mean=None, n_matched_instances=0)
+    assert summary == dict(image_mean=None, matched_pair_mean=None, n_matched_pairs=0)

@@ -38,7 +38,8 @@ def test_report_has_every_documented_key_and_the_hand_computed_figures(records):
     assert il["accuracy"] == pytest.approx(0.5) and il["specificity"] == pytest.approx(0.5)
     # Ranked detections: 0.9 TP, 0.7 FP, 0.2 FP with 2 ground truths -> recall 0.5 at precision 1 -> AP 0.5.
     assert figures["ap"]["box_ap50"] == pytest.approx(0.5) and figures["ap"]["mask_ap50"] == pytest.approx(0.5)
-    assert figures["iou"]["instance_mean"] == pytest.approx(1.0)
+    assert figures["iou"]["matched_pair_mean"] == figures["iou"]["instance_mean"] == pytest.approx(1.0)
+    assert figures["iou"]["n_matched_pairs"] == 1
     assert figures["iou"]["image_mean"] == pytest.approx(0.5)  # 1.0 and 0.0 over the two tumour slices
     assert figures["dice"]["per_slice_mean"] == pytest.approx(0.5)
     assert figures["dice"]["empty_slices_correct"] == pytest.approx(0.5)
@@ -46,6 +47,44 @@ def test_report_has_every_documented_key_and_the_hand_computed_figures(records):
         assert set(figures["coco"][kind]) == {"ap", "ap50", "ap75"}
     assert set(figures["dice"]) == {"per_slice_mean", "per_patient_mean", "global", "empty_slices_correct"}
     assert figures["n_images"] == 4 and figures["thresholds"] == {"score": 0.5, "iou": 0.5}
+
+
+def test_report_has_the_localised_count_and_intervals_beside_each_figure(records):
+    figures = report.build_report(records, score_threshold=0.5)
+    # Image 1's detection is in place, so the localisation-aware count is the paper's here.
+    localised = figures["image_level_localised"]
+    assert {k: localised[k] for k in ("tp", "fp", "fn", "tn", "mislocated")} == dict(tp=1, fp=1, fn=1, tn=1,
+                                                                                       mislocated=0)
+    assert localised["matched_by"] == "mask" and localised["f1"] == pytest.approx(0.5)
+    ci = figures["intervals"]
+    assert ci["confidence"] == 0.95 and ci["bootstrap"]["unit"] == "patient" and ci["bootstrap"]["n_units"] == 2
+    assert set(ci) == {"confidence", "bootstrap", "image_level", "image_level_localised", "ap", "dice"}
+    assert set(ci["image_level"]) == {"precision", "recall", "specificity", "f1"}
+    assert set(ci["image_level_localised"]) == {"precision", "recall", "f1"}
+    assert set(ci["ap"]) == {"box_ap50", "mask_ap50"} and set(ci["dice"]) == {"per_patient_mean"}
+    precision = ci["image_level"]["precision"]  # 1 of 2: Wilson (0.0945, 0.9055)
+    assert precision["value"] == figures["image_level"]["precision"] and precision["trials"] == 2
+    assert precision["low"] == pytest.approx(0.0945, abs=1e-4) and precision["high"] == pytest.approx(0.9055, abs=1e-4)
+    for entry in (ci["image_level"]["f1"], ci["ap"]["box_ap50"], ci["dice"]["per_patient_mean"]):
+        assert entry["low"] <= entry["value"] <= entry["high"]
+    assert ci["ap"]["box_ap50"]["value"] == figures["ap"]["box_ap50"]
+
+
+def test_bootstrap_resamples_and_seed_are_settable_and_reproducible(records):
+    first = report.build_report(records, resamples=200, seed=5)["intervals"]
+    assert first["bootstrap"]["resamples"] == 200 and first["bootstrap"]["seed"] == 5
+    assert first == report.build_report(records, resamples=200, seed=5)["intervals"]
+
+
+def test_report_without_masks_matches_by_boxes_and_has_no_mask_intervals(records):
+    for record in records:
+        record.det_masks = record.gt_masks = None
+    figures = report.build_report(records)
+    assert figures["image_level_localised"]["matched_by"] == "box"
+    assert figures["intervals"]["ap"]["mask_ap50"]["low"] is None
+    assert figures["intervals"]["dice"]["per_patient_mean"]["value"] is None
+    assert figures["intervals"]["ap"]["box_ap50"]["low"] is not None
+    assert figures["iou"]["image_mean"] is None and "n/a" in report.to_markdown(figures)
 
 
 def test_operating_points_count_the_images_at_each_threshold(records):
@@ -70,7 +109,13 @@ def test_write_report_writes_json_markdown_and_plots(records, tmp_path):
     paths = report.write_report(figures, str(tmp_path), records, images)
     assert json.loads(open(paths["json"]).read())["image_level"]["tp"] == 1
     markdown = open(paths["markdown"]).read()
-    assert "| precision | 0.5000 | 0.937 |" in markdown and "TP 1" in markdown
+    precision = figures["intervals"]["image_level"]["precision"]
+    low, high = precision["low"], precision["high"]
+    assert f"| precision | 0.5000 | {low:.4f}-{high:.4f} | 0.937 |" in markdown and "TP 1" in markdown
+    assert "| IoU, per-slice region (union masks; the one comparable to the paper's) | 0.5000 | | 0.833 |" in markdown
+    assert "| precision, localisation-aware | 0.5000 |" in markdown and "IoU of matched pairs" in markdown
+    assert "## Localisation-aware confusion matrix" in markdown and "2 patients" in markdown
+    assert "images have no patient id" not in markdown  # the records have patient ids
     assert "| 0.8000 | 1 | 0 | 1 | 2 | 1.0000 | 0.5000 | 0.6667 | 1.0000 |" in markdown  # an operating point
     for key in ("pr_curves", "confusion", "dice", "overlays"):
         assert open(paths[key], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
