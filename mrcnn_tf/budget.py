@@ -54,7 +54,7 @@ def measure_step_seconds(config, data_root, data_format="auto", skip_bad=False, 
         def on_train_batch_end(self, batch, logs=None):
             self.seconds.append(time.perf_counter() - self.start)
 
-    reader = readers.open_dataset(data_root, data_format)
+    reader = readers.open_dataset(data_root, data_format, config.data)
     config = config.replace(class_names=tuple(reader.class_names))  # as training.train does
     positions = spread_indices(slices, len(reader.items))
     _, arrays = training.load_examples(config, reader, verbose=False, skip_bad=skip_bad, positions=positions)
@@ -69,7 +69,9 @@ def measure_step_seconds(config, data_root, data_format="auto", skip_bad=False, 
 def plan_schedule(config, data_root, out_dir, minutes, data_format="auto", skip_bad=False):
     """The configuration to train: ``config`` with its schedule sized to what is left of ``minutes``
     (``fit_schedule``) when it is a new run with a budget and a decaying schedule, else ``config`` unchanged (a
-    resumed run keeps its own folder's). What was measured and planned goes to ``RUN/schedule.json``."""
+    resumed run keeps its own folder's). What was measured and planned goes to ``RUN/schedule.json``, written in
+    the run folder held as training holds it (``runs.RunLock``: only a new, empty or run folder)."""
+    runs.check_out_dir(out_dir)
     _, resuming = runs.resumable_config(out_dir, config)
     if resuming:
         return config
@@ -81,14 +83,15 @@ def plan_schedule(config, data_root, out_dir, minutes, data_format="auto", skip_
     left = minutes - callbacks.spent_seconds(runs.path(out_dir, runs.TIME_FILE)) / 60.0
     if left <= 0:  # the budget is spent: training stops at once, whatever the schedule
         return config
-    step_seconds = measure_step_seconds(config, data_root, data_format, skip_bad)
-    config = fit_schedule(config, left, step_seconds)
-    train = config.train
-    plan = {"measured_step_seconds": round(step_seconds, 3), "minutes": minutes, "minutes_left": round(left, 2),
-            "margin": SCHEDULE_MARGIN, "epochs": train.epochs, "steps_per_epoch": train.steps_per_epoch,
-            "steps": train.epochs * train.steps_per_epoch}
-    print(f"schedule sized to the budget: {json.dumps(plan)}", file=sys.stderr)
-    os.makedirs(out_dir, exist_ok=True)
-    with open(plan_path, "w") as f:
-        json.dump(plan, f, indent=1)
+    with runs.RunLock(out_dir) as lock:
+        step_seconds = measure_step_seconds(config, data_root, data_format, skip_bad)
+        config = fit_schedule(config, left, step_seconds)
+        train = config.train
+        plan = {"measured_step_seconds": round(step_seconds, 3), "minutes": minutes, "minutes_left": round(left, 2),
+                "margin": SCHEDULE_MARGIN, "epochs": train.epochs, "steps_per_epoch": train.steps_per_epoch,
+                "steps": train.epochs * train.steps_per_epoch}
+        print(f"schedule sized to the budget: {json.dumps(plan)}", file=sys.stderr)
+        with open(plan_path, "w") as f:
+            json.dump(plan, f, indent=1)
+        lock.commit()
     return config

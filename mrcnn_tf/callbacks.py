@@ -6,18 +6,22 @@ checkpoint completely before it points ``state/checkpoint`` at it, so a run kill
 save, finds the previous checkpoint intact.
 """
 import csv
+import glob
 import json
 import math
 import os
+import shutil
+import signal
+import sys
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn_tf import runs, visualize
+from mrcnn_tf import detectors, runs, visualize
 from mrcnn_tf.data.splits import spread_indices
-from mrcnn_tf.errors import ConfigError
+from mrcnn_tf.errors import CheckpointFailed, ConfigError, TrainingInterrupted
 from mrcnn_tf.evaluation import ap, confusion, runner
 
 
@@ -138,11 +142,77 @@ class CheckpointSaver(keras.callbacks.Callback):
             self.diverged_at = step
             self.model.stop_training = True
         elif step % self.every == 0 and batch + 1 != self.params.get("steps") and not self.model.stop_training:
-            self.manager.save(checkpoint_number=step)
+            save_checkpoint(self.manager, step)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.diverged_at is None:
-            self.manager.save(checkpoint_number=global_step(self.model))
+            save_checkpoint(self.manager, global_step(self.model))
+
+
+def save_checkpoint(manager, step):
+    """``manager.save`` at ``step``; when the write fails (a full disk), the files it began are removed and
+    CheckpointFailed says that the previous checkpoint is kept (the manager records a checkpoint, and deletes older
+    ones, only after a whole write)."""
+    try:
+        manager.save(checkpoint_number=step)
+    except (OSError, tf.errors.OpError) as error:
+        prefix = os.path.join(manager.directory, f"ckpt-{step}")
+        for partial in glob.glob(prefix + ".*") + glob.glob(prefix + "_temp*"):
+            if os.path.isdir(partial):
+                shutil.rmtree(partial, ignore_errors=True)
+            else:
+                os.remove(partial)
+        kept = manager.latest_checkpoint or "none yet"
+        raise CheckpointFailed(f"could not write the checkpoint of step {step} in {manager.directory} ({error}); the "
+                               f"previous checkpoint is kept ({kept}): free some space and run the same command "
+                               "again to resume from it") from error
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """SIGINT (Ctrl-C) or SIGTERM during training: the step in progress ends, a checkpoint is saved at it and
+    training stops with TrainingInterrupted (saying how to resume); a second signal stops at once. Signals that
+    come during an epoch's end (validation) take effect at the next step or when fit returns
+    (:meth:`raise_if_stopped`). Must be the last callback: the step's logs are written before its checkpoint."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, manager, run_dir):
+        super().__init__()
+        self.manager, self.run_dir = manager, run_dir
+        self.received = None
+        self.previous = {}
+
+    def __enter__(self):
+        for number in self.SIGNALS:
+            self.previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exception):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        return False
+
+    def _handle(self, number, frame):
+        if self.received is not None:  # the second one
+            self.__exit__()
+            raise KeyboardInterrupt
+        self.received = signal.Signals(number)
+        print(f"{self.received.name}: stopping after this step with a checkpoint (send it again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.received is not None:
+            save_checkpoint(self.manager, global_step(self.model))
+            self.raise_if_stopped()
+
+    def raise_if_stopped(self):
+        """TrainingInterrupted if a signal came (the latest checkpoint is at the step training stopped at)."""
+        if self.received is None:
+            return
+        raise TrainingInterrupted(
+            f"{self.received.name}: training stopped at step {global_step(self.model)} with a checkpoint "
+            f"({self.manager.latest_checkpoint}); run the same command again to resume {self.run_dir}",
+            exit_code=128 + int(self.received))
 
 
 def read_time_file(time_file):
@@ -232,7 +302,8 @@ class ValidationMetrics(keras.callbacks.Callback):
         if not self.items or not self.every or (epoch + 1) % self.every:
             return
         keep = spread_indices(4, len(self.items))
-        records, images = runner.predict_records(self.model, self.items, self.reader, keep, verbose=False)
+        detect = detectors.model_detector(self.model)
+        records, images = runner.predict_records(detect, self.items, self.reader, keep, verbose=False)
         counts = confusion.image_level_counts(records, self.score_threshold)
         figures = {
             "val_box_ap50": ap.dataset_ap(records, "box")["ap"],
@@ -247,9 +318,8 @@ class ValidationMetrics(keras.callbacks.Callback):
         score = figures["val_mask_ap50"]
         if score is None or (self.best is not None and score <= self.best["val_mask_ap50"]):
             return
-        partial = os.path.join(self.out_dir, "best.partial.weights.h5")
-        self.model.save_weights(partial)  # then renamed: a kill while writing leaves the last best whole
-        os.replace(partial, os.path.join(self.out_dir, runs.BEST_WEIGHTS_FILE))
+        # written beside, then renamed: a kill while writing leaves the last best whole
+        runs.save_weights(self.model, os.path.join(self.out_dir, runs.BEST_WEIGHTS_FILE))
         self.best = {"epoch": epoch + 1, "step": global_step(self.model), **figures}
         with open(self.best_path + ".tmp", "w") as f:
             json.dump(self.best, f, indent=1)

@@ -25,12 +25,16 @@ Two more parts:
   device (:data:`DEVICE_POLICIES`); no switch changes a result.
 * Presets (:data:`PRESETS`): the named training recipes ``paper`` (the defaults, as Table 2 states them) and
   ``best`` (what trains fastest from scratch on a CPU budget), as ``mrcnn-train --preset`` takes them.
+* ``data``: how a volume (NIfTI, DICOM) becomes the model's slices (modalities, label map, slice choice,
+  intensity scaling), recorded in the run so that evaluation and prediction cut and scale volumes as training did;
+  the 2-D formats ignore it (docs/volumes.md).
 
 Everything is plain data and serialises to JSON (``Config.to_json`` / ``Config.from_json``), so a run folder
 records exactly the configuration it trained with.
 """
 import dataclasses
 import json
+import re
 
 from mrcnn_tf.errors import ConfigError
 
@@ -121,6 +125,12 @@ class InferenceConfig:
     nms_iou: float = 0.5
     max_detections: int = 20
     mask_threshold: float = 0.5
+    # detections whose box (clipped to the image) is thinner than this, in input pixels, are dropped before NMS:
+    # a box regressed past the image edge can have zero area and an empty mask (torchvision drops boxes < 1e-2)
+    min_box_size: float = 0.01
+    # the pixels one call may hold (batch x height x width): a served call costs about 112 bytes a pixel, so this
+    # bounds it near 470 MB; larger inputs are refused with an error, not by running out of memory
+    max_input_pixels: int = 2048 * 2048
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +151,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # "constant" (the paper) or "cosine" (decays to 0 at the last step)
     warmup_steps: int = 100  # linear warm-up from 0: from-scratch training diverges without it
     checkpoint_every: int = 50  # steps between resumable checkpoints (and at every epoch end)
+    keep_checkpoints: int = 1  # resumable checkpoints kept in RUN/state (each holds weights and optimizer state)
     val_every: int = 1  # epochs between validation AP figures (0 = never)
     val_max_images: int = 64  # validation slices scored for AP each time (spread over the split)
     augment: bool = True
@@ -197,6 +208,84 @@ class RuntimeConfig:
         return RuntimeConfig(device=device, **switches)
 
 
+# "all", "tumour" or "every:K" (K >= 1): which axial slices of a volume become examples
+SLICE_CHOICE = re.compile(r"^(all|tumour|every:[1-9][0-9]*)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """How a volume (NIfTI case, DICOM series) becomes the model's slices; the 2-D formats ignore it. The same at
+    training, evaluation and prediction: the run records it (docs/volumes.md has the details).
+
+    * ``modalities``: up to three modalities, in the order they become the input's channels: names (BraTS file
+      suffixes such as ``"flair"``, ``"t1ce"``; an nnU-Net ``dataset.json``'s channel names) or channel indices as
+      strings (``"0"``: nnU-Net's ``CASE_0000`` files, or the last axis of a 4-D volume). One modality is repeated
+      to three channels, two give ``(a, b, a)``. ``()``: every modality of a case that has at most three (numbered
+      channels in their order, names alphabetically); ``mrcnn-train`` records the ones it resolved.
+    * ``label_map``: ``((label value, class name), ...)``: the label values that are tumour classes, with their
+      names; values sharing a name are one class; classes are numbered 1..K in order of first appearance; values not
+      listed are background. ``()``: every label value above 0 is the one class ``"tumour"``.
+    * ``slices``: ``"all"`` axial slices of a volume, those whose label holds ``"tumour"``, or ``"every:K"``
+      (slices 0, K, 2K, ...).
+    * ``intensity_percentiles``: a volume that is not uint8 is scaled to 0-255, each modality on its own, linearly
+      from the low to the high percentile of its non-zero voxels (clipped beyond them); uint8 volumes are used as
+      they are.
+    """
+
+    modalities: tuple = ()
+    label_map: tuple = ()
+    slices: str = "all"
+    intensity_percentiles: tuple = (0.5, 99.5)
+
+    def __post_init__(self):
+        # Flags give strings, JSON gives lists: hold tuples of plain values, so that a JSON round trip is equal.
+        try:
+            modalities = tuple(str(name).strip() for name in self.modalities)
+            label_map = tuple((int(value), str(name).strip()) for value, name in self.label_map)
+            low, high = (float(p) for p in self.intensity_percentiles)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"data: expected modalities as names, label_map as (value, name) pairs and two "
+                              f"intensity_percentiles ({error})") from error
+        object.__setattr__(self, "modalities", modalities)
+        object.__setattr__(self, "label_map", label_map)
+        object.__setattr__(self, "intensity_percentiles", (low, high))
+        if len(modalities) > 3 or not all(modalities):
+            raise ConfigError(f"data.modalities: one to three non-empty names or indices (they become the three "
+                              f"input channels), got {modalities}")
+        values = [value for value, _ in label_map]
+        if any(value < 1 for value in values) or len(set(values)) != len(values) or not all(n for _, n in label_map):
+            raise ConfigError(f"data.label_map: distinct label values >= 1, each with a class name, got {label_map}")
+        if not isinstance(self.slices, str) or not SLICE_CHOICE.match(self.slices):
+            raise ConfigError(f"data.slices must be 'all', 'tumour' or 'every:K' (K >= 1), got {self.slices!r}")
+        if not 0 <= low < high <= 100:
+            raise ConfigError(f"data.intensity_percentiles: 0 <= low < high <= 100, got {(low, high)}")
+
+    @property
+    def class_names(self):
+        """The foreground class names the label map gives (``("tumour",)`` without one)."""
+        return tuple(dict.fromkeys(name for _, name in self.label_map)) or ("tumour",)
+
+
+def parse_modalities(text):
+    """``--modalities``: ``"flair,t1ce,t2"`` or ``"0,2,3"`` -> a tuple of names (ConfigError when empty)."""
+    names = tuple(part.strip() for part in text.split(","))
+    if not all(names):
+        raise ConfigError(f"modalities: expected names or indices separated by commas, got {text!r}")
+    return names
+
+
+def parse_label_map(text):
+    """``--label-map``: ``"1=necrosis,2=oedema,4=enhancing"`` (or ``1:necrosis``) -> ``((1, "necrosis"), ...)``."""
+    pairs = []
+    for part in text.split(","):
+        value, _, name = part.replace(":", "=").partition("=")
+        if not value.strip().isdigit() or not name.strip():
+            raise ConfigError(f"label map: expected VALUE=NAME pairs separated by commas (1=necrosis,2=oedema), "
+                              f"got {text!r}")
+        pairs.append((int(value), name.strip()))
+    return tuple(pairs)
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """The whole configuration. ``num_classes`` counts the background (class 0)."""
@@ -211,6 +300,7 @@ class Config:
     inference: InferenceConfig = InferenceConfig()
     train: TrainConfig = TrainConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    data: DataConfig = DataConfig()
 
     def __post_init__(self):
         stride = self.anchors.strides[-1]
@@ -226,6 +316,8 @@ class Config:
                 f"roi.batch_size_per_image ({self.roi.batch_size_per_image}) exceeds the RoI candidates "
                 f"(rpn.train_post_nms_topk + max_instances = {candidates})"
             )
+        if self.train.keep_checkpoints < 1:
+            raise ConfigError(f"train.keep_checkpoints must be at least 1, got {self.train.keep_checkpoints}")
         if self.train.empty_slice_repeat < 1:
             raise ConfigError(f"train.empty_slice_repeat must be at least 1, got {self.train.empty_slice_repeat}")
         anchors = sum((self.image_size // s) ** 2 for s in self.anchors.strides) * len(self.anchors.aspect_ratios)

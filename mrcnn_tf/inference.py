@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn_tf.data.instances import to_rgb
+from mrcnn_tf.errors import DataError
 from mrcnn_tf.ops import boxes as box_ops
 from mrcnn_tf.ops import masks as mask_ops
 
@@ -24,10 +25,19 @@ def serving_fn(model, xla_features=False):
     config = model.config
     size = config.image_size
 
+    limit = config.inference.max_input_pixels
+
     def serve(images):
         # A loaded signature checks the dtype of its input but not its rank: check it here, at run time.
         images = tf.ensure_shape(images, IMAGES_SPEC.shape, name="check_images_shape")
         height, width = tf.shape(images)[1], tf.shape(images)[2]
+        pixels = tf.reduce_prod(tf.cast(tf.shape(images)[:3], tf.int64))  # batch x height x width
+        small_enough = tf.debugging.assert_less_equal(
+            pixels, tf.constant(limit, tf.int64),
+            message=f"input too large: one call may hold at most {limit} pixels (batch x height x width; "
+                    "max_input_pixels in export.json)")
+        with tf.control_dependencies([small_enough]):
+            images = tf.identity(images)
         resized = tf.image.resize(tf.cast(images, tf.float32), (size, size), antialias=False)  # [B, S, S, 3]
         outputs = model(tf.cast(tf.round(resized), tf.uint8), training=False, xla_features=xla_features)
         valid = tf.cast(outputs["valid"], tf.float32)  # [B, D]
@@ -68,6 +78,10 @@ def detect(model, image, source="image"):
       image gives ``n = 0``.
     """
     image = to_rgb(np.asarray(image), source)
+    limit = model.config.inference.max_input_pixels
+    if image.shape[0] * image.shape[1] > limit:
+        raise DataError(f"{source}: {image.shape[0]}x{image.shape[1]} pixels is more than the {limit} one call may "
+                        "hold (config.inference.max_input_pixels)")
     outputs = compiled_serving(model)(tf.constant(image[None]))
     count = int(outputs["num_detections"][0])
     return {key: outputs[key][0, :count].numpy() for key in ("boxes", "scores", "classes", "masks")}

@@ -58,7 +58,7 @@ class MaskRCNN(keras.Model):
         inference = config.inference
         self.detection_layer = DetectionLayer(
             config.image_size, roi.box_weights, inference.score_threshold, inference.nms_iou,
-            inference.max_detections, name="detections",
+            inference.max_detections, inference.min_box_size, name="detections",
         )
         self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES + ("loss",)}
 

@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn_tf import callbacks, inference, runs, visualize
-from mrcnn_tf.export import export_model
+from mrcnn_tf import callbacks, detectors, inference, runs, visualize
+from mrcnn_tf.export import EXPORT_FILE, export_model
 from mrcnn_tf.data import pipeline, readers, splits
 from mrcnn_tf.errors import ConfigError, TrainingDiverged
 from mrcnn_tf.evaluation import commands
@@ -68,54 +68,113 @@ def load_examples(config, reader, max_slices=None, verbose=True, skip_bad=False,
 
 
 def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbose=1, validation_report=True,
-          data_format="auto", skip_bad=False, export=True, minutes=None):
+          data_format="auto", skip_bad=False, export=True, minutes=None, given=None):
     """Train on the dataset at ``data_root`` (any ``data.readers`` format) into the run folder ``out_dir``.
 
-    A run folder that already holds a checkpoint is resumed: its own ``config.json`` and ``splits.json`` are
-    used and training continues from the last checkpoint's step. The config's ``class_names`` become the
-    dataset's. ``minutes`` bounds the wall-clock time of the train steps over all sittings of the run
-    (:class:`callbacks.TimeBudget`); training ends at the configured epochs or there, whichever comes first.
+    ``out_dir`` must be absent, empty or a run folder of this tool (``runs.check_out_dir``), and is locked for
+    the run (``runs.RunLock``). Everything is read and checked before anything is written; a failed start leaves
+    the folder as it found it. A run folder that already holds a checkpoint is resumed: its own ``config.json``
+    and ``splits.json`` are used and training continues from the last checkpoint's step; ``given`` (the settings
+    the command line set explicitly, see :func:`resumed_config`) must agree with them. The config's
+    ``class_names`` become the dataset's. ``minutes`` bounds the wall-clock time of the train steps over all
+    sittings of the run (:class:`callbacks.TimeBudget`); training ends at the configured epochs or there,
+    whichever comes first. SIGINT and SIGTERM stop it with a checkpoint (:class:`callbacks.StopOnSignal`).
     Returns the model; raises :class:`TrainingDiverged` when the loss stops being finite.
     """
-    reader = readers.open_dataset(data_root, data_format)
-    config, resuming = runs.resumable_config(out_dir, config.replace(class_names=tuple(reader.class_names)))
-    all_items, arrays = load_examples(config, reader, max_slices, verbose=bool(verbose), skip_bad=skip_bad)
-    os.makedirs(out_dir, exist_ok=True)
-    runs.write_config(out_dir, config)
-    split_map = prepare_splits(out_dir, all_items, arrays, config.train)
+    runs.check_out_dir(out_dir)
+    reader = readers.open_dataset(data_root, data_format, config.data)
+    with runs.RunLock(out_dir) as lock:
+        config, resuming = runs.resumable_config(out_dir, config.replace(class_names=tuple(reader.class_names)))
+        if resuming:
+            config = resumed_config(out_dir, config, given)
+        all_items, arrays = load_examples(config, reader, max_slices, verbose=bool(verbose), skip_bad=skip_bad)
+        split_map = prepare_splits(out_dir, all_items, arrays, config.train, write=False)
+        model = compile_model(config, make_strategy(config.train.strategy))
+        runs.write_config(out_dir, config)
+        splits.write_splits(split_map, path(out_dir, runs.SPLITS_FILE))
+        lock.commit()
+        return _train_in(model, config, reader, all_items, arrays, split_map, out_dir, resuming,
+                         num_predictions, verbose, validation_report, export, minutes)
+
+
+def _train_in(model, config, reader, all_items, arrays, split_map, out_dir, resuming, num_predictions, verbose,
+              validation_report, export, minutes):
+    """The run itself, in its locked folder: fit from the last checkpoint, then the final weights, a few
+    predictions, the export and the validation report."""
     position = {item: i for i, item in enumerate(all_items)}
     items = splits.select(all_items, split_map, "train")
     val_items = _validation_items(all_items, split_map, config.train.val_max_images)
     val_arrays = subset(arrays, [position[item] for item in val_items]) if val_items else None
     arrays = subset(arrays, [position[item] for item in items])
-
-    model = compile_model(config, make_strategy(config.train.strategy))
     manager = checkpoint_manager(model, out_dir)
     step = restore_latest(model, manager)
     if resuming:
         print(f"resuming {out_dir} from step {step} (checkpoint {manager.latest_checkpoint})", file=sys.stderr)
     saver = callbacks.CheckpointSaver(manager, config.train.checkpoint_every)
     budget = callbacks.TimeBudget(path(out_dir, runs.TIME_FILE), minutes) if minutes is not None else None
-    # The budget first: its clock then times the step alone, not the other callbacks' work.
-    callback_list = ([budget] if budget else []) + run_callbacks(saver, reader, val_items, out_dir, config)
-    fit_epochs(model, config, arrays, val_arrays, step, callback_list, saver, verbose, budget)
+    with callbacks.StopOnSignal(manager, out_dir) as stopper:
+        # The budget first: its clock then times the step alone, not the other callbacks' work; the stopper last.
+        callback_list = (([budget] if budget else []) + run_callbacks(saver, reader, val_items, out_dir, config)
+                         + [stopper])
+        fit_epochs(model, config, arrays, val_arrays, step, callback_list, saver, verbose, budget)
+        stopper.raise_if_stopped()
     if saver.diverged_at is not None:
         raise TrainingDiverged(f"the loss became NaN or infinite at step {saver.diverged_at}; training stopped and "
                                f"the last good checkpoint is {manager.latest_checkpoint}")
-    model.save_weights(path(out_dir, runs.WEIGHTS_FILE))
+    runs.save_weights(model, path(out_dir, runs.WEIGHTS_FILE))
     if num_predictions:
         write_predictions(model, items, arrays, path(out_dir, runs.PREDICTIONS_DIR), num_predictions)
     if export:
-        export_model(model, path(out_dir, runs.EXPORT_DIR))
+        export_final(model, out_dir)
     if validation_report:
         write_validation_report(model, reader, all_items, split_map, out_dir, verbose)
     return model
 
 
+# Settings a resumed run takes from the command line: more epochs extend it (minutes are not configuration: a
+# budget always applies to the run's total).
+EXTENDABLE = {("train", "epochs")}
+
+
+def resumed_config(out_dir, run_config, given):
+    """The run's configuration for resuming, with the settings in ``given`` (``{flag: (section or None, field,
+    value)}``, the command line's explicit ones) applied where that is safe (:data:`EXTENDABLE`, to a larger
+    value); ConfigError naming each other flag that differs, the run's value and the given one."""
+    changes, differ = {}, []
+    for flag, (section, field, value) in (given or {}).items():
+        current = getattr(run_config if section is None else getattr(run_config, section), field)
+        if value == current:
+            continue
+        if (section, field) in EXTENDABLE and value > current:
+            changes.setdefault(section, {})[field] = value
+            continue
+        differ.append(f"--{flag.replace('_', '-')}: the run has {current!r}, given {value!r}")
+    if differ:
+        raise ConfigError(f"{out_dir} is a run to resume, with its own settings; these flags differ from them: "
+                          + "; ".join(differ) + ". Drop them to resume, or start a new run in another --out")
+    if changes:
+        print(f"resuming {out_dir} with {changes}", file=sys.stderr)
+    return run_config.replace(**changes)
+
+
 def checkpoint_manager(model, out_dir):
     """Resumable state of the run: model and optimizer (with its step counter) in ``RUN/state/``."""
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    return tf.train.CheckpointManager(checkpoint, path(out_dir, runs.STATE_DIR), max_to_keep=2)
+    return tf.train.CheckpointManager(checkpoint, path(out_dir, runs.STATE_DIR),
+                                      max_to_keep=model.config.train.keep_checkpoints)
+
+
+def export_final(model, out_dir):
+    """Export the final weights as the next version of ``RUN/export/`` (TF Serving's layout), unless its latest
+    version already holds this step's (a finished run run again)."""
+    base = path(out_dir, runs.EXPORT_DIR)
+    step = callbacks.global_step(model)
+    latest = detectors.export_version_dir(base)
+    if latest is not None:
+        with open(os.path.join(latest, EXPORT_FILE)) as f:
+            if json.load(f).get("source", {}).get("step") == step:
+                return latest
+    return export_model(model, base, source={"run": os.path.abspath(out_dir), "weights": "last", "step": step})
 
 
 def restore_latest(model, manager):
@@ -175,18 +234,20 @@ def write_validation_report(model, reader, items, split_map, out_dir, verbose=1)
         print("no patient in the validation split: no validation report", file=sys.stderr)
         return None
     source = {"model": out_dir, "split": "val"}
-    return commands.evaluate_items(model, reader, splits.select(items, split_map, "val"),
+    return commands.evaluate_items(detectors.model_detector(model), reader, splits.select(items, split_map, "val"),
                                    path(out_dir, runs.VAL_REPORT_DIR), source=source, verbose=bool(verbose))
 
 
-def prepare_splits(out_dir, items, arrays, train_config):
-    """The run's ``splits.json``: read back when the run folder has one, made and written otherwise."""
+def prepare_splits(out_dir, items, arrays, train_config, write=True):
+    """The run's split: its ``splits.json`` read back when the run folder has one, made (and written when
+    ``write``) otherwise."""
     splits_path = path(out_dir, runs.SPLITS_FILE)
     if os.path.isfile(splits_path):
         return splits.read_splits(splits_path)
     has_tumour = pipeline.has_instances(arrays["gt_classes"]).tolist()
     split_map = splits.make_splits(items, has_tumour, train_config.split_ratios, train_config.split_seed)
-    splits.write_splits(split_map, splits_path)
+    if write:
+        splits.write_splits(split_map, splits_path)
     return split_map
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from mrcnn_tf import budget, runs, training
 from mrcnn_tf.config import Config
+from mrcnn_tf.errors import ConfigError
 
 COSINE = Config().replace(train={"lr_schedule": "cosine", "steps_per_epoch": 250, "epochs": 20})
 CONSTANT = Config().replace(train={"lr_schedule": "constant"})
@@ -54,6 +55,7 @@ def test_plan_schedule_measures_only_a_new_budgeted_decaying_run(measured, tmp_p
 def test_plan_schedule_sizes_a_restarted_run_to_the_minutes_it_has_left(measured, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
+    (run / runs.MARKER_FILE).write_text("{}")  # a run folder of this tool
     (run / runs.SCHEDULE_FILE).write_text('{"steps": 99999}')  # an earlier start's plan: no checkpoint reached
     assert budget.plan_schedule(CONSTANT, "DATA", str(run), 10) is CONSTANT
     assert not (run / runs.SCHEDULE_FILE).exists()  # not reported as this run's plan
@@ -86,3 +88,10 @@ def test_measure_step_seconds_times_train_steps_on_slices_spread_over_the_datase
     assert 0.0 < seconds < 60.0
     # The dataset's classes, as training.train uses; 4 of the 6 slices, spread over both patients, only those decoded.
     assert decoded == [(("tumour",), [0, 2, 3, 5])]
+
+
+def test_plan_schedule_refuses_a_users_folder_and_touches_nothing(tmp_path):
+    (tmp_path / runs.SCHEDULE_FILE).write_text("my own file")
+    with pytest.raises(ConfigError, match="not a run folder of this tool"):
+        budget.plan_schedule(COSINE, "DATA", str(tmp_path), 10)
+    assert (tmp_path / runs.SCHEDULE_FILE).read_text() == "my own file"

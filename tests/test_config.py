@@ -157,3 +157,56 @@ def test_resolving_twice_changes_nothing():
 def test_an_unknown_device_is_a_config_error(device):
     with pytest.raises(ConfigError, match=f"runtime.device must be 'auto', 'cpu' or 'gpu', got {device!r}"):
         RuntimeConfig(device=device).resolved(gpu_visible=False)
+
+
+# --- the data section (volumes) ----------------------------------------------------------------------------------
+
+
+def test_the_data_section_round_trips_through_json(tmp_path):
+    config = Config().replace(data={"modalities": ("flair", "t1ce", "2"), "label_map": ((1, "core"), (4, "core"),
+                                                                                        (2, "oedema")),
+                                    "slices": "every:3", "intensity_percentiles": (1, 99)})
+    path = tmp_path / "config.json"
+    config.to_json(path)
+    assert json.loads(path.read_text())["data"] == {"modalities": ["flair", "t1ce", "2"],
+                                                    "label_map": [[1, "core"], [4, "core"], [2, "oedema"]],
+                                                    "slices": "every:3", "intensity_percentiles": [1.0, 99.0]}
+    loaded = Config.from_json(path)
+    assert loaded == config and loaded.data.class_names == ("core", "oedema")
+    assert Config().data.class_names == ("tumour",)
+
+
+def test_a_config_written_before_the_data_section_loads_with_its_defaults():
+    data = Config().to_dict()
+    del data["data"]
+    assert Config.from_dict(data).data == config_lib.DataConfig()
+    assert config_lib.DataConfig() == config_lib.DataConfig(modalities=(), label_map=(), slices="all",
+                                                            intensity_percentiles=(0.5, 99.5))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"modalities": ("a", "b", "c", "d")}, "one to three non-empty names"),
+    ({"modalities": ("a", "")}, "one to three non-empty names"),
+    ({"label_map": ((0, "background"),)}, "distinct label values >= 1"),
+    ({"label_map": ((1, "a"), (1, "b"))}, "distinct label values >= 1"),
+    ({"label_map": ((1, ""),)}, "distinct label values >= 1"),
+    ({"label_map": (("x", "a"),)}, "label_map as \\(value, name\\) pairs"),
+    ({"slices": "every:0"}, "'all', 'tumour' or 'every:K'"),
+    ({"slices": "some"}, "'all', 'tumour' or 'every:K'"),
+    ({"intensity_percentiles": (99, 1)}, "0 <= low < high <= 100"),
+])
+def test_a_bad_data_section_is_a_config_error(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        Config().replace(data=changes)
+
+
+def test_the_volume_flags_parse_to_the_data_section():
+    assert config_lib.parse_modalities("flair, t1ce,t2") == ("flair", "t1ce", "t2")
+    assert config_lib.parse_label_map("1=necrosis,2:oedema,4=enhancing") == ((1, "necrosis"), (2, "oedema"),
+                                                                             (4, "enhancing"))
+    for bad in ("flair,,t2", ""):
+        with pytest.raises(ConfigError, match="modalities: expected names or indices"):
+            config_lib.parse_modalities(bad)
+    for bad in ("1", "x=a", "1=", "1=a,,2=b"):
+        with pytest.raises(ConfigError, match="label map: expected VALUE=NAME pairs"):
+            config_lib.parse_label_map(bad)

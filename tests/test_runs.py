@@ -85,8 +85,13 @@ def test_weights_path_names_what_is_missing(tmp_path, saved_run):
     run_dir = saved_run[0]
     assert runs.weights_path(run_dir) == os.path.join(run_dir, "model.weights.h5")
     assert runs.weights_path(run_dir, "best") == os.path.join(run_dir, "best.weights.h5")
-    with pytest.raises(ConfigError, match="weights must be 'final' or 'best', got 'last'"):
-        runs.weights_path(run_dir, "last")
+    assert runs.weights_path(run_dir, "last") == runs.weights_path(run_dir)  # the export's word for final
+    with pytest.raises(ConfigError, match="weights must be 'final', 'last', 'best' or a .weights.h5 file, got 'x'"):
+        runs.weights_path(run_dir, "x")
+    elsewhere = runs.weights_path(run_dir, "best")
+    assert runs.weights_path(str(tmp_path), elsewhere) == elsewhere  # a file's path, wherever it is
+    with pytest.raises(ConfigError, match="missing.weights.h5: weights file not found"):
+        runs.weights_path(run_dir, str(tmp_path / "missing.weights.h5"))
     runs.write_config(str(tmp_path), tiny_config())  # a run stopped before its first validation or its end
     for which, name in (("final", "model.weights.h5"), ("best", "best.weights.h5")):
         with pytest.raises(ConfigError) as error:
@@ -135,3 +140,83 @@ def test_resumable_config_is_the_folders_only_with_a_checkpoint(tmp_path):
 def test_a_checkpoint_without_a_config_starts_a_new_run(tmp_path):
     _checkpoint(str(tmp_path))
     assert runs.resumable_config(str(tmp_path), tiny_config()) == (tiny_config(), False)
+
+
+def test_saved_weights_leave_the_optimizer_out_and_load_back(tmp_path):
+    from mrcnn_tf import training
+
+    model = training.compile_model(tiny_config())  # a compiled model: its optimizer holds momentum for each weight
+    ours, keras_own = str(tmp_path / "ours.weights.h5"), str(tmp_path / "keras.weights.h5")
+    runs.save_weights(model, ours)
+    model.save_weights(keras_own)
+    weights = 4 * sum(int(np.prod(v.shape)) for v in model.weights)
+    assert os.path.getsize(ours) <= 1.05 * weights < 1.5 * weights <= os.path.getsize(keras_own)
+    assert sorted(os.listdir(tmp_path)) == ["keras.weights.h5", "ours.weights.h5"]  # no partial file left
+    fresh = build_model(tiny_config())
+    fresh.load_weights(ours)
+    for got, want in zip(fresh.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
+# --- the run folder as --out: only new, empty or this tool's; locked for the life of a run -----------------------
+
+
+def test_out_may_be_absent_empty_or_a_run_of_this_tool(tmp_path):
+    runs.check_out_dir(str(tmp_path / "new"))
+    runs.check_out_dir(str(tmp_path))  # empty
+    (tmp_path / "config.json").write_text("{}")  # a user's own file
+    with pytest.raises(ConfigError, match="holds files and is not a run folder of this tool"):
+        runs.check_out_dir(str(tmp_path))
+    (tmp_path / runs.MARKER_FILE).write_text("{}")
+    runs.check_out_dir(str(tmp_path))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="--out is a file"):
+        runs.check_out_dir(str(tmp_path / "file"))
+
+
+def test_a_failed_start_leaves_the_folder_as_it_found_it(tmp_path):
+    new = tmp_path / "new"
+    with pytest.raises(RuntimeError):
+        with runs.RunLock(str(new)):
+            assert (new / runs.MARKER_FILE).is_file() and (new / runs.LOCK_FILE).is_file()
+            raise RuntimeError("the data was bad")
+    assert not new.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RuntimeError):
+        with runs.RunLock(str(empty)):
+            raise RuntimeError("the data was bad")
+    assert empty.is_dir() and os.listdir(empty) == []
+    with runs.RunLock(str(empty)) as lock:  # a start that commits keeps what it made
+        lock.commit()
+    assert sorted(os.listdir(empty)) == [runs.LOCK_FILE, runs.MARKER_FILE]
+
+
+HOLD = """
+import sys, time
+from mrcnn_tf import runs
+with runs.RunLock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_second_process_is_refused_naming_the_holder_and_a_killed_ones_lock_does_not_block(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    run = str(tmp_path / "run")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, run, "60"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match=f"another process \\(id {holder.pid}\\) is training in this run"):
+            with runs.RunLock(run):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert (tmp_path / "run" / runs.LOCK_FILE).read_text().strip() == str(holder.pid)  # a stale lock file
+    with runs.RunLock(run) as lock:  # the kernel released the killed process's lock
+        lock.commit()
+    assert (tmp_path / "run" / runs.LOCK_FILE).read_text().strip() == str(os.getpid())

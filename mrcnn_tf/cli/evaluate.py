@@ -1,27 +1,18 @@
 """Evaluate a trained model, a COCO results file, or a confusion matrix.
 
     mrcnn-evaluate --model runs/lgg --data DATA/lgg --split test --out reports/lgg_test
+    mrcnn-evaluate --model runs/brats --data DATA/brats --split test --out reports/brats --slices all
     mrcnn-evaluate --ground-truth GT.json --detections RESULTS.json --out reports/theirs
     mrcnn-evaluate --from-counts 15 1 2 7
 """
 import argparse
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from mrcnn_tf.cli import logs  # noqa: E402
+from mrcnn_tf.cli.train import FORMATS, add_volume_flags, volume_flag_values  # noqa: E402
+from mrcnn_tf.cli.arguments import fraction  # noqa: E402
 from mrcnn_tf.errors import run_command  # noqa: E402
-
-
-def fraction(text):
-    """``--min-precision``: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
 
 
 def score_threshold(text):
@@ -37,12 +28,16 @@ def score_threshold(text):
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--model", help="run folder written by train.py")
+    mode.add_argument("--model", help="run folder written by mrcnn-train, or an export folder (mrcnn-export: the "
+                                      "base folder or one version folder), scored as it is served")
     mode.add_argument("--ground-truth", help="COCO ground-truth json (with --detections)")
     mode.add_argument("--from-counts", type=int, nargs=4, metavar=("TP", "FP", "FN", "TN"))
-    p.add_argument("--data", help="dataset (any format train.py reads), with --model")
-    p.add_argument("--format", default="auto", choices=("auto", "lgg", "coco", "folder"))
-    p.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
+    p.add_argument("--data", help="dataset (any format train.py reads), with --model; on NIfTI volumes the report "
+                                  "adds the volume figures (volume_report.json, volume_report.md)")
+    p.add_argument("--format", default="auto", choices=FORMATS)
+    p.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
+                   help="a split of the run's splits.json (an export inside a run folder uses the run's), or all")
+    p.add_argument("--splits", help="with --model: the splits.json to take --split from (default: the run's)")
     p.add_argument("--detections", help="COCO results json, with --ground-truth")
     p.add_argument("--out", help="report folder")
     p.add_argument("--score-threshold", type=score_threshold, default=0.5,
@@ -54,6 +49,8 @@ def parse_args(argv):
     p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--weights", default="final", choices=("final", "best"),
                    help="with --model: the run's final weights or its best by validation mask AP50")
+    add_volume_flags(p)  # default: what the model's run recorded
+    logs.add_flags(p)
     args = p.parse_args(argv)
     if args.model and not (args.data and args.out):
         p.error("--model needs --data and --out")
@@ -68,6 +65,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    level = logs.configure(args)
     from mrcnn_tf.evaluation import commands
 
     if args.from_counts:
@@ -78,11 +76,12 @@ def main(argv=None):
             return commands.evaluate_run(args.model, args.data, args.split, args.out,
                                          score_threshold=args.score_threshold, max_images=args.max_images,
                                          data_format=args.format, weights=args.weights,
-                                         min_precision=args.min_precision or 0.0)
+                                         min_precision=args.min_precision or 0.0, splits_file=args.splits,
+                                         data_settings=volume_flag_values(args))
     else:
         def run():
             return commands.evaluate_coco_files(args.ground_truth, args.detections, args.out, args.score_threshold)
-    return run_command(run, lambda _: f"report written to {args.out}")
+    return run_command(run, lambda _: f"report written to {args.out}", quiet=level == logs.QUIET)
 
 
 if __name__ == "__main__":

@@ -1,35 +1,51 @@
-"""Tumour masks, overlays and COCO results for images, from an export folder or a run folder.
+"""Tumours in images or MRI volumes, from an export folder or a run folder.
 
     mrcnn-predict --model runs/lgg/export --images SLICES_OR_FILE --out predictions/ [--score-threshold 0.5]
+    mrcnn-predict --model runs/brats --images CASE.nii.gz --out predictions/       # or a case folder, a DICOM series
+
+Images give masks, overlays and COCO results (``mrcnn_tf.predict``); a NIfTI file, a case folder or a DICOM series
+gives a label volume, an instance volume and a summary with each tumour's volume in mL per case, and a DICOM
+Segmentation for a DICOM input (``mrcnn_tf.volume_predict``).
 """
 import argparse
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from mrcnn_tf.errors import run_command  # noqa: E402
+from mrcnn_tf.cli import logs
+from mrcnn_tf.errors import run_command
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="export folder (mrcnn-export) or training run folder")
-    p.add_argument("--images", required=True, help="an image file, or a folder of images")
+    p.add_argument("--model", required=True,
+                   help="export folder (mrcnn-export: the base folder or one version folder) or training run folder")
+    p.add_argument("--images", required=True,
+                   help="an image file or a folder of images; or a NIfTI file, a folder of NIfTI cases, or a DICOM "
+                        "series folder")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--score-threshold", type=float, default=0.5,
                    help="write only detections scoring at least this (default 0.5)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip (and name) files that cannot be read instead of stopping at the first")
+    logs.add_flags(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    level = logs.configure(args)
 
     def run():
-        from mrcnn_tf import predict
+        from mrcnn_tf import predict, volume_predict
 
-        return predict.predict(args.model, args.images, args.out, args.score_threshold)
+        if volume_predict.is_volume_input(args.images):
+            cases = volume_predict.predict_volumes(args.model, args.images, args.out, args.score_threshold,
+                                                   verbose=level != logs.QUIET)
+            return f"{len(cases)} case(s) written to {args.out}"
+        summary = predict.predict(args.model, args.images, args.out, args.score_threshold,
+                                  progress=level != logs.QUIET, skip_bad=args.skip_bad)
+        return predict.summary_line(summary, args.out)
 
-    return run_command(run, lambda results: f"{len(results)} detections written to {args.out}")
+    return run_command(run, lambda line: line, quiet=level == logs.QUIET)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """Image files in, arrays out: the one place where files are decoded (OpenCV), for every reader and predict.
 
 Images may be grey, colour or with alpha, 8 or 16 bits, or float; they come out as ``[H, W, 3]`` uint8 RGB
-(``instances.to_rgb`` rescales what is not uint8). A missing, empty or corrupt file raises DataError naming it.
+(``instances.to_rgb`` rescales what is not uint8). A missing, empty or corrupt file, and a float image with a NaN
+or infinite pixel, raise DataError naming it.
 """
 import os
 
 import cv2
-import numpy as np
 
 from mrcnn_tf.data import instances
 from mrcnn_tf.errors import DataError
@@ -28,8 +28,13 @@ def read_image(path, flags=cv2.IMREAD_UNCHANGED):
 
 
 def read_rgb_image(path):
-    """An image file (grey, colour or with alpha; 8 or 16 bits) -> ``[H, W, 3]`` uint8 RGB."""
+    """An image file (grey, colour or with alpha; 8 or 16 bits, or float) -> ``[H, W, 3]`` uint8 RGB.
+
+    DataError naming ``path`` when it is missing, empty or corrupt, or (a float image) holds a NaN or infinite
+    pixel (see ``instances.to_rgb``).
+    """
     image = read_image(path)
     if image.ndim == 3 and image.shape[2] >= 3:
-        image = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_BGR2RGB)
+        # BGR(A) -> RGB by slicing: cv2.cvtColor refuses float64, which a float TIFF may hold.
+        image = image[..., 2::-1]
     return instances.to_rgb(image, path)

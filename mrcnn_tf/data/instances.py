@@ -16,7 +16,12 @@ log = logging.getLogger(__name__)
 
 
 def to_rgb(image, path):
-    """``[H, W]``, ``[H, W, 1]``, ``[H, W, 3]`` or ``[H, W, 4]`` uint8-convertible -> ``[H, W, 3]`` uint8."""
+    """``[H, W]``, ``[H, W, 1]``, ``[H, W, 3]`` or ``[H, W, 4]`` (RGB(A)) -> ``[H, W, 3]`` uint8.
+
+    uint8 is kept as it is; any other dtype (16 bits, float) is rescaled linearly from its own minimum and maximum
+    to 0..255. DataError naming ``path`` for an empty array, another shape, or a NaN or infinite pixel (a float
+    image; rescaled, one such pixel would turn the whole image black).
+    """
     if image is None or image.size == 0:
         raise DataError(f"{path}: empty or unreadable image")
     if image.ndim == 2:
@@ -24,10 +29,19 @@ def to_rgb(image, path):
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
         raise DataError(f"{path}: expected a grey or colour image, got an array of shape {image.shape}")
     if image.dtype != np.uint8:
+        _check_finite(image, path)
         image = _rescale_to_uint8(image)
     if image.shape[2] == 1:
         image = np.repeat(image, 3, axis=2)
     return np.ascontiguousarray(image[..., :3])
+
+
+def _check_finite(image, path):
+    """DataError naming ``path`` when the float ``image`` holds NaN or infinite pixels (integers always pass)."""
+    if np.issubdtype(image.dtype, np.inexact):
+        bad = image.size - int(np.count_nonzero(np.isfinite(image)))
+        if bad:
+            raise DataError(f"{path}: {bad} pixel value(s) are NaN or infinite; expected finite intensities")
 
 
 def _rescale_to_uint8(image):

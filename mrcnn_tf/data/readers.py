@@ -9,16 +9,23 @@ Formats, one module each:
 * ``lgg`` (``data.lgg``): patient folders of ``X.tif`` + ``X_mask.tif`` (Kaggle's ``lgg-mri-segmentation``).
 * ``coco`` (``data.coco``): a COCO json (an annotation tool's export) and its images.
 * ``folder`` (``data.folder``): ``images/`` + ``masks/`` with matching file stems.
+* ``nifti`` (``data.nifti``): NIfTI cases, BraTS or nnU-Net / Decathlon layout; items are axial slices of cases.
+
+The volume formats take options, the configuration's ``data`` section (``config.DataConfig``: modalities, label
+map, slice choice, intensity scaling); the 2-D formats ignore it.
 """
 import os
 
-from mrcnn_tf.data import instances
+from mrcnn_tf.data import instances, nifti
 from mrcnn_tf.data.coco import CocoReader
 from mrcnn_tf.data.folder import FolderReader
 from mrcnn_tf.data.lgg import LGGReader
 from mrcnn_tf.errors import DataError
 
-FORMATS = ("lgg", "coco", "folder")
+FORMATS = ("lgg", "coco", "folder", "nifti")
+VOLUME_FORMATS = ("nifti",)
+# The fields of config.DataConfig that a volume reader takes (data/ does not import the configuration)
+VOLUME_OPTIONS = ("modalities", "label_map", "slices", "intensity_percentiles")
 
 
 def _coco_json_in(folder):
@@ -28,20 +35,31 @@ def _coco_json_in(folder):
 
 def detect_format(path):
     """``coco`` for a json file or a folder holding one ``*coco*.json``, ``folder`` for ``images/`` + ``masks/``,
-    ``lgg`` otherwise."""
+    ``nifti`` for a NIfTI file or a folder of NIfTI cases (``data.nifti``'s layouts), ``lgg`` otherwise."""
     if os.path.isfile(path) and path.endswith(".json"):
         return "coco"
+    if os.path.isfile(path) and nifti.is_nifti_dataset(path):
+        return "nifti"
     if not os.path.isdir(path):
         raise DataError(f"{path}: no such data folder or file")
     if os.path.isdir(os.path.join(path, "images")) and os.path.isdir(os.path.join(path, "masks")):
         return "folder"
     if _coco_json_in(path):
         return "coco"
+    if nifti.is_nifti_dataset(path):
+        return "nifti"
     return "lgg"
 
 
-def open_dataset(path, format="auto"):
-    """The reader of the dataset at ``path``; ``format`` forces one of :data:`FORMATS`."""
+def volume_options(data):
+    """The reader options of a ``config.DataConfig`` (or any object with its fields); ``{}`` for None, which
+    leaves the reader's defaults (the same as the configuration's)."""
+    return {} if data is None else {name: getattr(data, name) for name in VOLUME_OPTIONS}
+
+
+def open_dataset(path, format="auto", data=None):
+    """The reader of the dataset at ``path``; ``format`` forces one of :data:`FORMATS`. ``data``: the
+    configuration's ``data`` section, for the volume formats (None: its defaults)."""
     if format == "auto":
         format = detect_format(path)
     if format == "lgg":
@@ -50,7 +68,24 @@ def open_dataset(path, format="auto"):
         return CocoReader(path if path.endswith(".json") else (_coco_json_in(path) or path))
     if format == "folder":
         return FolderReader(path)
+    if format == "nifti":
+        return nifti.NiftiReader(path, **volume_options(data))
     raise DataError(f"unknown data format {format!r}; expected one of {FORMATS} or 'auto'")
+
+
+def resolve_modalities(path, format="auto", data=None):
+    """The modalities a volume dataset's reader would use, as names (``data.modalities`` when given, else those
+    of its first case, so that a run records them); None for the 2-D formats, and for a path that is not there
+    (opening the dataset names it). Reads file names and one header, not voxels."""
+    if not os.path.exists(path):
+        return None
+    if format == "auto":
+        format = detect_format(path)
+    if format not in VOLUME_FORMATS:
+        return None
+    first = nifti.find_cases(path)[0]
+    requested = tuple(data.modalities) if data is not None else ()
+    return tuple(channel.name for channel in nifti.resolve_modalities(first, requested))
 
 
 def load_example(reader, item, image_size, max_instances):

@@ -7,6 +7,7 @@ The split is written once into the run folder (``splits.json``) and read back by
 """
 import json
 import logging
+import os
 
 import numpy as np
 
@@ -76,8 +77,11 @@ def select(items, splits, name):
 
 
 def write_splits(splits, path):
-    with open(path, "w") as f:
+    """Write ``splits.json`` whole or not at all (beside it, then renamed)."""
+    partial = os.fspath(path) + ".tmp"
+    with open(partial, "w") as f:
         json.dump(splits, f, indent=1)
+    os.replace(partial, path)
 
 
 def read_splits(path):

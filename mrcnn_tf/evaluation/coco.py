@@ -20,8 +20,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from mrcnn_tf.data.coco import (has_segmentation, is_crowd, load_coco_file, read_json, require_keys,
-                                segmentation_to_mask)
+from mrcnn_tf.data.coco import (annotation_name, has_segmentation, image_size, is_crowd, load_coco_file, read_json,
+                                require_keys, segmentation_to_mask)
 from mrcnn_tf.errors import DataError
 from mrcnn_tf.evaluation.records import ImageRecord
 
@@ -176,8 +176,10 @@ def load_coco_ground_truth(path):
     one), ``gt_crowd`` from ``iscrowd`` (0 when absent); empty ``det_*`` arrays and ``det_masks`` None. Every
     category is merged into the tumour class; ``category_names`` lists the categories that annotations use,
     by id (categories no annotation uses, such as a tool's super-category, are dropped).
-    Raises DataError naming ``path`` for invalid JSON, missing keys, an annotation of an unknown image or
-    category, and a polygon with fewer than 3 points (the checks of ``data.coco.load_coco_file``).
+    Raises DataError naming ``path`` for invalid JSON, missing keys, repeated ids, an annotation of an unknown
+    image or category (the checks of ``data.coco.load_coco_file``), and naming also the image or the annotation
+    for an image size that is not a positive integer or an invalid segmentation (``data.coco.image_size`` and
+    ``segmentation_to_mask``): a ground truth is used whole or not at all.
     """
     coco_file = load_coco_file(path)
     names = [coco_file.categories[category_id] for category_id in coco_file.used_category_ids()]
@@ -189,7 +191,7 @@ def load_coco_ground_truth(path):
 
 def _ground_truth_record(path, image, annotations, with_masks):
     """The ImageRecord of one COCO image dict and its ``G`` annotations, without detections."""
-    height, width = int(image["height"]), int(image["width"])
+    height, width = image_size(path, image)
     masks = None
     if with_masks:
         masks = np.zeros((len(annotations), height, width), np.uint8)
@@ -197,7 +199,8 @@ def _ground_truth_record(path, image, annotations, with_masks):
             if not has_segmentation(annotation):
                 raise DataError(f"{path}: the annotation {annotation.get('id')!r} of image {image['id']!r} has no "
                                 "segmentation, while others do")
-            masks[index] = segmentation_to_mask(path, annotation["segmentation"], height, width)
+            masks[index] = segmentation_to_mask(path, annotation["segmentation"], height, width,
+                                                annotation_name(annotation, image["id"]))
     boxes = xywh_to_yxyx([annotation["bbox"] for annotation in annotations])
     crowd = np.array([is_crowd(annotation) for annotation in annotations], bool)
     return ImageRecord(image_id=image["id"], file_name=image["file_name"], patient=None, height=height,
@@ -213,7 +216,7 @@ def attach_coco_detections(records, path):
     ``det_boxes`` ``[D, 4]`` float32 and ``det_scores`` ``[D]`` float32 best first, and ``det_masks``
     ``[D, H, W]`` uint8, or None for every record when no result carries a segmentation. The input records
     are not modified. Raises DataError naming ``path`` for invalid JSON, a result lacking a key or of an
-    image_id that no record has.
+    image_id that no record has, and an invalid segmentation (``data.coco.segmentation_to_mask``).
     """
     results = read_json(path)
     if not isinstance(results, list):
@@ -240,6 +243,7 @@ def _with_detections(path, record, results, with_masks):
         masks = np.zeros((len(results), record.height, record.width), np.uint8)
         for index, result in enumerate(results):
             require_keys(path, f"a result of image {record.image_id!r}", result, ("segmentation",))
-            masks[index] = segmentation_to_mask(path, result["segmentation"], record.height, record.width)
+            masks[index] = segmentation_to_mask(path, result["segmentation"], record.height, record.width,
+                                                f"a result of image {record.image_id!r}")
     return dataclasses.replace(record, det_boxes=xywh_to_yxyx([result["bbox"] for result in results]),
                                det_scores=scores, det_masks=masks)

@@ -2,13 +2,12 @@
 import keras
 import numpy as np
 
-from mrcnn_tf import inference
 from mrcnn_tf.data.instances import mask_to_box
 from mrcnn_tf.evaluation.records import ImageRecord
 
 
 def record_from_detections(image_id, item, masks, found):
-    """An :class:`ImageRecord` from instance masks ``[G, H, W]`` and ``inference.detect`` output."""
+    """An :class:`ImageRecord` from instance masks ``[G, H, W]`` and a detector's output."""
     height, width = masks.shape[1:]
     return ImageRecord(
         image_id=image_id,
@@ -25,11 +24,12 @@ def record_from_detections(image_id, item, masks, found):
     )
 
 
-def predict_records(model, items, reader, keep_images=(), verbose=True):
+def predict_records(detect, items, reader, keep_images=(), verbose=True):
     """Detections and ground truth for every item.
 
     Args:
-      model: a MaskRCNN. items: dataset items (``image_path``, ``patient``).
+      detect: a detector (``mrcnn_tf.detectors``: image -> detections). items: dataset items (``image_path``,
+        ``patient``).
       reader: a ``data.readers`` reader of the items (images and masks at the file's own size).
       keep_images: indices of the items whose images are returned too (for overlays).
     Returns:
@@ -39,7 +39,7 @@ def predict_records(model, items, reader, keep_images=(), verbose=True):
     records, images = [], {}
     for index, item in enumerate(items):
         image, masks, _ = reader.read(item)
-        found = inference.detect(model, image, item.image_path)
+        found = detect(image)
         records.append(record_from_detections(index + 1, item, masks, found))
         if index in keep_images:
             images[index] = image

@@ -12,7 +12,7 @@ from mrcnn_tf.ops import nms
 class DetectionLayer(keras.layers.Layer):
     """Decodes class-specific boxes of the proposals and keeps the best ``max_detections`` per image."""
 
-    def __init__(self, image_size, box_weights, score_threshold, nms_iou, max_detections, **kwargs):
+    def __init__(self, image_size, box_weights, score_threshold, nms_iou, max_detections, min_size=0.0, **kwargs):
         # Boxes stay float32 under a mixed policy: no autocast of the inputs.
         super().__init__(trainable=False, autocast=False, **kwargs)
         self.image_size = image_size
@@ -20,6 +20,7 @@ class DetectionLayer(keras.layers.Layer):
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
         self.max_detections = max_detections
+        self.min_size = min_size
 
     def call(self, proposals, proposal_valid, class_logits, box_deltas):
         """``proposals`` ``[B, R, 4]``, logits ``[B, R, K]``, deltas ``[B, R, K, 4]`` -> dict (see ``ops.nms``)."""
@@ -27,5 +28,5 @@ class DetectionLayer(keras.layers.Layer):
         boxes = box_ops.decode_boxes(box_deltas, proposals[:, :, None, :], self.box_weights)  # [B, R, K, 4]
         boxes = box_ops.clip_boxes(boxes, self.image_size, self.image_size)
         return nms.per_class_detections(
-            boxes, probs, proposal_valid, self.score_threshold, self.nms_iou, self.max_detections
+            boxes, probs, proposal_valid, self.score_threshold, self.nms_iou, self.max_detections, self.min_size
         )

@@ -54,7 +54,7 @@ def batched_padded_nms(boxes, scores, max_output, iou_threshold, score_threshold
     )
 
 
-def per_class_detections(boxes, probs, valid, score_threshold, iou_threshold, max_detections):
+def per_class_detections(boxes, probs, valid, score_threshold, iou_threshold, max_detections, min_size=0.0):
     """Final detections: per-class NMS over the foreground classes, then the best ``max_detections``.
 
     Args:
@@ -62,14 +62,18 @@ def per_class_detections(boxes, probs, valid, score_threshold, iou_threshold, ma
       probs: ``[B, R, K]`` float32 class probabilities.
       valid: ``[B, R]`` bool, False for padded proposals.
       score_threshold, iou_threshold: Python floats; max_detections: Python int ``D``.
+      min_size: Python float; a box lower or narrower than this is dropped before NMS (a box clipped at the
+        image edge can have zero area, and so an empty mask).
     Returns:
       dict with ``boxes`` ``[B, D, 4]``, ``scores`` ``[B, D]`` (0 for padding), ``classes`` ``[B, D]`` int32
       (0 for padding), ``valid`` ``[B, D]`` bool and ``num_detections`` ``[B]`` int32; best first.
     """
     num_classes = probs.shape[-1]
     kept_boxes, kept_scores, kept_classes = [], [], []
+    sides = boxes[..., 2:] - boxes[..., :2]  # [B, R, K, 2]: height, width
+    large_enough = tf.reduce_all(sides >= min_size, axis=-1)  # [B, R, K]
     for k in range(1, num_classes):
-        scores = tf.where(valid, probs[..., k], DISABLED_SCORE)
+        scores = tf.where(valid & large_enough[..., k], probs[..., k], DISABLED_SCORE)
         b, s, _ = batched_padded_nms(boxes[:, :, k], scores, max_detections, iou_threshold, score_threshold)
         kept_boxes.append(b)
         kept_scores.append(s)

@@ -159,3 +159,64 @@ def test_model_mode_passes_the_min_precision_to_the_threshold_choice(monkeypatch
     (args, kwargs), (_, default) = calls
     assert args[2:] == ("test", "out") and kwargs["score_threshold"] == "val"
     assert kwargs["min_precision"] == 0.97 and default["min_precision"] == 0.0
+
+
+# --- NIfTI volumes -----------------------------------------------------------------------------------------------
+
+
+def _lgg_and_nifti(tmp_path):
+    """Two sample patients as an LGG folder and, converted by datasets/lgg_to_nifti.py, as nnU-Net NIfTI cases."""
+    import importlib.util
+    import shutil
+
+    sample = os.path.join(PROJECT, "datasets", "sample")
+    lgg_root = tmp_path / "lgg"
+    for folder in ("TCGA_HT_7680_19970202", "TCGA_HT_7602_19951103"):
+        shutil.copytree(os.path.join(sample, folder), lgg_root / folder)
+    spec = importlib.util.spec_from_file_location("lgg_to_nifti", os.path.join(PROJECT, "datasets", "lgg_to_nifti.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.convert(str(lgg_root), str(tmp_path / "nifti"), "nnunet", spacing=(1.0, 1.0, 3.0))
+    return lgg_root, tmp_path / "nifti"
+
+
+def _without_sources(figures):
+    return {key: value for key, value in figures.items() if key not in ("source", "volumes")}
+
+
+def test_model_mode_on_nifti_cases_gives_the_tiff_figures_and_the_volume_figures(tiny_run, tmp_path):
+    run, _ = tiny_run
+    lgg_root, nifti_root = _lgg_and_nifti(tmp_path)
+    common = ["--model", str(run), "--split", "all", "--score-threshold", "0.3"]
+    assert evaluate.main(common + ["--data", str(lgg_root), "--out", str(tmp_path / "tiff")]) == 0
+    assert evaluate.main(common + ["--data", str(nifti_root), "--out", str(tmp_path / "nifti")]) == 0
+    tiff = json.loads((tmp_path / "tiff" / "report.json").read_text())
+    volume = json.loads((tmp_path / "nifti" / "report.json").read_text())
+    assert tiff["n_images"] == volume["n_images"] == 19
+    assert tiff["image_level"]["tp"] + tiff["image_level"]["fp"] > 0  # the untrained model does find things
+    assert _without_sources(volume) == _without_sources(tiff)
+    assert not (tmp_path / "tiff" / "volume_report.json").exists()
+    figures = json.loads((tmp_path / "nifti" / "volume_report.json").read_text())
+    assert [row["case"] for row in figures["cases"]] == ["TCGA_HT_7602", "TCGA_HT_7680"]
+    true_voxels = {"TCGA_HT_7602": 6946, "TCGA_HT_7680": 2059}  # the sample's mask pixels (1 x 1 x 3 mm voxels)
+    for row in figures["cases"]:
+        assert row["true_ml"] == pytest.approx(true_voxels[row["case"]] * 0.003)
+        assert 0 <= row["dice"] <= 1 and row["abs_error_ml"] == pytest.approx(abs(row["predicted_ml"] - row["true_ml"]))
+    assert figures["mean"]["cases"] == 2 and figures["score_threshold"] == 0.3
+    assert "| TCGA_HT_7602 |" in (tmp_path / "nifti" / "volume_report.md").read_text()
+
+
+def test_the_volume_flags_override_what_the_run_recorded(tiny_run, tmp_path):
+    run, _ = tiny_run
+    _, nifti_root = _lgg_and_nifti(tmp_path)
+    out = tmp_path / "tumour_slices"
+    assert evaluate.main(["--model", str(run), "--data", str(nifti_root), "--split", "all", "--slices", "tumour",
+                          "--out", str(out)]) == 0
+    figures = json.loads((out / "report.json").read_text())
+    assert figures["n_images"] == figures["n_images_with_tumour"] == 10  # 7 + 3 slices with tumour
+    volume = json.loads((out / "volume_report.json").read_text())  # still over the whole volumes
+    assert volume["cases"][0]["true_ml"] == pytest.approx(6946 * 0.003)
+    assert evaluate.main(["--model", str(run), "--data", str(nifti_root), "--split", "all", "--modalities", "t2",
+                          "--out", str(tmp_path / "x")]) == 2  # no such modality: an error naming the case
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(["--model", "r", "--data", "d", "--out", "o", "--slices", "half"])

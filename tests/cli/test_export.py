@@ -11,10 +11,21 @@ from mrcnn_tf.cli import export as export_cli
 
 def test_main_exports_the_run_and_names_the_folder(monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr(export, "export_run", lambda run_dir, out_dir: calls.append((run_dir, out_dir)) or out_dir)
+    monkeypatch.setattr(export, "export_run", lambda *args: calls.append(args) or os.path.join(args[1], "3"))
     assert export_cli.main(["--run", "runs/lgg", "--out", "exports/lgg"]) == 0
-    assert calls == [("runs/lgg", "exports/lgg")]
-    assert capsys.readouterr().out == "SavedModel written to exports/lgg\n"
+    assert export_cli.main(["--run", "r", "--out", "e", "--weights", "best", "--version", "7", "--score-threshold",
+                            "0.5", "--nms-iou", "0.4", "--max-detections", "5", "-q"]) == 0
+    assert calls == [("runs/lgg", "exports/lgg", "last", None, None, None, None, None),
+                     ("r", "e", "best", 7, 0.5, 0.4, 5, None)]
+    assert capsys.readouterr().out == f"SavedModel written to {os.path.join('exports/lgg', '3')}\n"  # -q: silent
+
+
+@pytest.mark.parametrize("flags", [["--version", "0"], ["--version", "x"], ["--score-threshold", "1.5"],
+                                   ["--max-detections", "0"], ["-q", "-v"]])
+def test_bad_values_are_usage_errors(flags, capsys):
+    with pytest.raises(SystemExit) as stop:
+        export_cli.main(["--run", "r", "--out", "o", *flags])
+    assert stop.value.code == 2 and "usage: " in capsys.readouterr().err
 
 
 def test_a_run_without_weights_exits_with_code_2_naming_the_file(tmp_path, capsys):

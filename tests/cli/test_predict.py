@@ -11,21 +11,31 @@ from mrcnn_tf.cli import predict as predict_cli
 def predicted(monkeypatch):
     """Replaces ``predict.predict`` by one that finds 3 detections; the list collects its arguments."""
     calls = []
-    monkeypatch.setattr(predict, "predict", lambda *args: calls.append(args) or [{}] * 3)
+    summary = {"images": 2, "images_with_tumour": 1, "tumours": 3, "seconds": 1.25, "skipped_masks": 0, "results": []}
+    monkeypatch.setattr(predict, "predict", lambda *args, **kwargs: calls.append((args, kwargs)) or summary)
     return calls
 
 
-def test_main_predicts_with_the_flags_and_says_how_many_it_wrote(predicted, capsys):
+def test_main_predicts_with_the_flags_and_says_what_it_did(predicted, capsys):
     assert predict_cli.main(["--model", "runs/x", "--images", "scans", "--out", "out"]) == 0
     assert predict_cli.main(["--model", "runs/x", "--images", "a.png", "--out", "o", "--score-threshold", "0.2"]) == 0
-    assert predicted == [("runs/x", "scans", "out", 0.5), ("runs/x", "a.png", "o", 0.2)]  # 0.5 by default
-    assert capsys.readouterr().out.splitlines() == ["3 detections written to out", "3 detections written to o"]
+    assert [args for args, _ in predicted] == [("runs/x", "scans", "out", 0.5), ("runs/x", "a.png", "o", 0.2)]
+    assert all(kwargs == {"progress": True, "skip_bad": False} for _, kwargs in predicted)
+    assert capsys.readouterr().out.splitlines() == [
+        "2 images, 3 tumours found in 1 of them, 1.2 s; written to out",
+        "2 images, 3 tumours found in 1 of them, 1.2 s; written to o"]
+
+
+def test_quiet_prints_nothing_and_shows_no_progress(predicted, capsys):
+    assert predict_cli.main(["--model", "m", "--images", "i", "--out", "o", "-q"]) == 0
+    assert predicted[0][1] == {"progress": False, "skip_bad": False} and capsys.readouterr().out == ""
 
 
 def test_a_folder_that_is_no_model_exits_with_code_2_naming_it(tmp_path, capsys):
+    (tmp_path / "a.png").write_bytes(b"")  # an image file, so that the model folder is what is looked at
     code = predict_cli.main(["--model", str(tmp_path), "--images", str(tmp_path), "--out", str(tmp_path / "out")])
     error = capsys.readouterr().err
-    assert code == 2 and error.startswith(f"error: {tmp_path}: expected an export folder") and "Traceback" not in error
+    assert code == 2 and error.startswith(f"error: {tmp_path}: expected a run folder") and "Traceback" not in error
 
 
 @pytest.mark.parametrize("flags", [["--images", "a.png", "--out", "o"], ["--model", "m", "--out", "o"],

@@ -25,6 +25,7 @@ from conftest import LGG_ELLIPSES, LGG_PATIENTS, heavy_modules_after, tiny_confi
 from mrcnn_tf import budget, runs, training
 from mrcnn_tf.cli import train as train_cli
 from mrcnn_tf.config import Config, RuntimeConfig
+from mrcnn_tf.errors import ConfigError
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PATIENTS, ELLIPSES = LGG_PATIENTS, LGG_ELLIPSES
@@ -315,5 +316,90 @@ def test_run_folder_has_validation_figures_tensorboard_and_resumable_state(run):
     split = json.load(open(os.path.join(out, "splits.json")))
     assert set(split["train"]).isdisjoint(split["val"]) and set(split["train"]).isdisjoint(split["test"])
     assert os.path.isfile(os.path.join(out, "val_report", "report.json"))
-    assert os.path.isfile(os.path.join(out, "export", "saved_model.pb"))
-    assert json.load(open(os.path.join(out, "export", "export.json")))["image_size"] == 64
+    # TF Serving's layout: RUN/export/1/.
+    assert os.path.isfile(os.path.join(out, "export", "1", "saved_model.pb"))
+    assert json.load(open(os.path.join(out, "export", "1", "export.json")))["image_size"] == 64
+    # A run folder a laptop holds: one checkpoint, weights files without the optimizer's momentum.
+    assert len([name for name in os.listdir(os.path.join(out, "state")) if name.endswith(".index")]) == 1
+    state = sum(os.path.getsize(os.path.join(out, "state", name)) for name in os.listdir(os.path.join(out, "state"))
+                if ".data-" in name)
+    assert os.path.getsize(os.path.join(out, "model.weights.h5")) < 0.6 * state  # the state also holds momentum
+
+
+# --- volume data: the data section's flags, and a run on NIfTI cases ---------------------------------------------
+
+
+def test_volume_flags_fill_the_data_section():
+    config = config_of("--modalities", "flair,t1ce", "--label-map", "1=core,4=core,2=oedema", "--slices", "every:2")
+    assert config.data.modalities == ("flair", "t1ce") and config.data.slices == "every:2"
+    assert config.data.label_map == ((1, "core"), (4, "core"), (2, "oedema"))
+    assert config.replace(data=Config().data) == Config()  # nothing else changed
+    assert train_cli.parse_args(REQUIRED + ["--format", "nifti"]).format == "nifti"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--slices", "some"], "expected all, tumour or every:K"),
+    (["--slices", "every:0"], "expected all, tumour or every:K"),
+    (["--label-map", "tumour"], "expected VALUE=NAME pairs"),
+    (["--modalities", "flair,,t2"], "expected names or indices separated by commas"),
+    (["--modalities", "a,b,c,d"], "one to three non-empty names"),
+])
+def test_bad_volume_flags_are_errors(flags, message, capsys):
+    try:
+        config_of(*flags)
+    except SystemExit as stop:
+        assert stop.code == 2
+        assert message in capsys.readouterr().err
+    except ConfigError as error:  # four names parse, and the data section refuses them
+        assert message in str(error)
+    else:
+        pytest.fail(f"{flags} accepted")
+
+
+def test_a_nifti_run_records_the_modalities_it_resolved_and_a_resumed_run_keeps_its_own(trained, tmp_path):
+    from volume_data import CROP, sample_stack, write_brats_case
+
+    images, labels = sample_stack(crop=CROP)
+    data = str(tmp_path / "cases")
+    write_brats_case(data, "C1", images, labels, channels=("t1ce", "flair", "t1"))
+    out = str(tmp_path / "run")
+    assert train_cli.main(["--data", data, "--out", out]) == 0
+    assert trained[-1].data.modalities == ("flair", "t1", "t1ce")  # all three, named: the run records them
+    assert train_cli.main(["--data", data, "--out", out, "--modalities", "T1CE", "--slices", "tumour"]) == 0
+    assert trained[-1].data.modalities == ("t1ce",) and trained[-1].data.slices == "tumour"
+    assert train_cli.main(["--data", data, "--out", out, "--modalities", "adc"]) == 2  # not in the case: named
+    # A run folder with a checkpoint is resumed with the data section it recorded, whatever the flags say.
+    os.makedirs(os.path.join(out, "state"))
+    recorded = tiny_config().replace(data={"modalities": ("flair",)})
+    runs.write_config(out, recorded)
+    with open(os.path.join(out, "state", "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "ckpt-1"\nall_model_checkpoint_paths: "ckpt-1"\n')
+    open(os.path.join(out, "state", "ckpt-1.index"), "w").close()
+    assert train_cli.main(["--data", data, "--out", out, "--modalities", "t1"]) == 0
+    assert trained[-1].data == recorded.data
+
+
+def test_training_on_nifti_cases_writes_a_run_with_volume_figures(tmp_path):
+    """A real (tiny) run on two NIfTI cases: it trains, records its data section, and its validation report holds
+    the volume figures."""
+    from volume_data import CROP, sample_stack, write_brats_case
+
+    images, labels = sample_stack(crop=CROP)
+    data = str(tmp_path / "cases")
+    for case_id in ("CASE_A", "CASE_B"):
+        write_brats_case(data, case_id, images, labels)
+    config_file = str(tmp_path / "tiny.json")
+    tiny_config().to_json(config_file)
+    out = str(tmp_path / "run")
+    assert train_cli.main(["--data", data, "--out", out, "--format", "nifti", "--config", config_file,
+                           "--modalities", "t1,flair,t1ce", "--epochs", "1", "--steps-per-epoch", "2",
+                           "--split-ratios", "0.5", "0.5", "0", "--no-export", "--predictions", "0",
+                           "--val-every", "0"]) == 0
+    recorded = Config.from_json(os.path.join(out, "config.json"))
+    assert recorded.data.modalities == ("t1", "flair", "t1ce") and recorded.class_names == ("tumour",)
+    split = json.load(open(os.path.join(out, "splits.json")))
+    assert sorted(split["train"] + split["val"]) == ["CASE_A", "CASE_B"] and split["by"] == "patient"
+    volume_report = json.load(open(os.path.join(out, "val_report", "volume_report.json")))
+    assert [row["case"] for row in volume_report["cases"]] == split["val"]
+    assert volume_report["cases"][0]["true_ml"] == pytest.approx(labels.sum() * 0.9 * 0.8 * 3.0 / 1000)
+    assert os.path.isfile(os.path.join(out, "val_report", "volume_report.md"))

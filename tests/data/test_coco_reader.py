@@ -4,16 +4,19 @@ real Roboflow export.
 The tiny folder: images 80 x 96 (H x W) PNGs; categories 0 (unused super-category), 3 and 7 (used), 9 (used only
 by a crowd annotation). Rectangles ``[y1, x1, y2, x2]`` (exclusive end) fill ``mask[y1:y2, x1:x2]``.
 """
+import functools
 import json
 import os
+import time
 
 import cv2
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from mrcnn_tf.data import readers
-from mrcnn_tf.data.coco import CocoReader
+from mrcnn_tf.data import pipeline, readers
+from mrcnn_tf.data.coco import CocoReader, segmentation_to_mask
+from mrcnn_tf.data.images import read_rgb_image
 from mrcnn_tf.errors import DataError
 
 HEIGHT, WIDTH = 80, 96
@@ -187,12 +190,31 @@ def _with_annotation(**changes):
     return dataset
 
 
+def _with_image(**changes):
+    dataset = _dataset()
+    dataset["images"].append({"id": 8, "file_name": "scan_a.png", "height": HEIGHT, "width": WIDTH, **changes})
+    return dataset
+
+
+@pytest.mark.parametrize("content, message", [
+    (_with_image(id=7), "repeats image id 7"),  # rather than one image with the annotations of both
+    (_with_annotation(id=2), "repeats annotation id 2"),
+    (_with_image(id="seven"), "has id 'seven'"),
+    (_with_image(file_name=None), "has file_name None"),
+    ({"images": {"id": 1}, "annotations": [], "categories": []}, "'images' should be a JSON list"),
+])
+def test_repeated_ids_and_malformed_images_raise_naming_the_json(tmp_path, content, message):
+    path = _coco_folder(tmp_path, content)
+    with pytest.raises(DataError) as error:
+        CocoReader(path)
+    assert path in str(error.value) and message in str(error.value)
+
+
 @pytest.mark.parametrize("content, message", [
     ('{"images": [', "not valid JSON"),
     ({"images": [], "annotations": []}, "lacks ['categories']"),
     ({"images": [{"id": 1, "file_name": "a.png"}], "annotations": [], "categories": []}, "lacks ['height', 'width']"),
     (_with_annotation(image_id=42), "image_id 42"),
-    (_with_annotation(segmentation=[[1, 1, 20, 20]]), "2 point"),
     (_with_annotation(category_id=11), "category_id [11]"),
     (_with_annotation(segmentation=[]), "no segmentation"),
 ])
@@ -229,6 +251,154 @@ def test_rle_of_another_size_names_the_json(tmp_path):
     with pytest.raises(DataError) as error:
         reader.read(_by_id(reader, 7))
     assert path in str(error.value)
+
+
+# --- segmentations, validated before they are decoded ---------------------------------------------------------
+
+PIXELS = HEIGHT * WIDTH
+VALID_COUNTS = _uncompressed_rle(_rectangle(UNCOMPRESSED_BOX))["counts"]
+SHORT_COMPRESSED = _compressed_rle(_rectangle(RLE_BOX, size=(HEIGHT - 1, WIDTH)))["counts"]  # one row short
+
+
+def _rle(counts, size=(HEIGHT, WIDTH)):
+    return {"size": list(size), "counts": counts}
+
+
+BAD_SEGMENTATIONS = {
+    "short uncompressed RLE": (_rle(VALID_COUNTS[:-1]), f"cover {PIXELS - VALID_COUNTS[-1]} pixels"),
+    "long uncompressed RLE": (_rle(VALID_COUNTS + [5]), f"cover {PIXELS + 5} pixels"),
+    "negative count": (_rle([PIXELS + 10, -10]), "not all non-negative integers"),
+    "fractional count": (_rle([PIXELS - 0.5, 0.5]), "not all non-negative integers"),
+    "text count": (_rle(["7680"]), "not all non-negative integers"),
+    "short compressed RLE": (_rle(SHORT_COMPRESSED), f"cover {PIXELS - WIDTH} pixels"),
+    "empty compressed RLE": (_rle(""), "cover 0 pixels"),
+    "garbage compressed RLE": (_rle("garbage!!"), "counts string is not valid"),
+    "compressed RLE ending inside a number": (_rle("0o"), "counts string is not valid"),
+    "counts of another type": (_rle({"a": 1}), "RLE counts of type dict"),
+    "RLE without counts": ({"size": [HEIGHT, WIDTH]}, "lacks ['counts']"),
+    "text size": (_rle(VALID_COUNTS, size=("80", "96")), "RLE of size ['80', '96']"),
+    "size of three numbers": (_rle(VALID_COUNTS, size=(HEIGHT, WIDTH, 1)), "RLE of size [80, 96, 1]"),
+    "size of another image": (_rle(VALID_COUNTS, size=(WIDTH, HEIGHT)), "RLE of size [96, 80]"),
+    "polygon of 2 points": ([[1, 1, 20, 20]], "polygon of 4 numbers"),
+    "polygon of an odd count": ([POLYGON + [3]], "polygon of 9 numbers"),
+    "polygon of a text": (["10, 5, 30, 5, 30, 25"], "not a list of polygons"),
+    "text coordinate": ([[10, 5, 30, "5", 30, 25]], "y = '5'"),
+    "boolean coordinate": ([[10, 5, 30, 5, True, 25]], "x = True"),
+    "NaN coordinate": ([[10, 5, 30, 5, float("nan"), 25]], "x = nan"),  # Python's json reads NaN
+    "infinite coordinate": ([[10, 5, 30, 5, 30, float("-inf")]], "y = -inf"),
+    "coordinate 1e7": ([[10, 5, 1e7, 5, 30, 25]], "x = 10000000.0"),
+    "coordinate 1e30": ([[10, 5, 30, 1e30, 30, 25]], "y = 1e+30"),
+    "coordinate one pixel beyond the margin": ([[10, 5, 30, 5, 30, -HEIGHT - 1]], f"y = {-HEIGHT - 1}"),
+}
+
+
+@pytest.mark.parametrize("segmentation, message", BAD_SEGMENTATIONS.values(), ids=BAD_SEGMENTATIONS.keys())
+def test_a_bad_segmentation_is_named_when_its_image_is_read(tmp_path, segmentation, message):
+    path = _coco_folder(tmp_path, _with_annotation(segmentation=segmentation))
+    reader = CocoReader(path)  # listing does not decode, so that --skip-bad can skip the image alone
+    reader.read(_by_id(reader, 3))
+    started = time.perf_counter()
+    with pytest.raises(DataError) as error:
+        reader.read(_by_id(reader, 7))
+    assert time.perf_counter() - started < 0.5  # 1e7 took 107 s and 1.2 GB in pycocotools, 1e30 was killed
+    assert path in str(error.value) and "annotation 99 of image 7" in str(error.value)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("segmentation", [_rle(VALID_COUNTS[:-1]), _rle(SHORT_COMPRESSED), _rle("")])
+def test_a_short_rle_is_refused_before_pycocotools_decodes_it(monkeypatch, segmentation):
+    # pycocotools decodes a short RLE into uninitialised memory: a different mask on every run.
+    def decode(rle):
+        raise AssertionError(f"decoded {rle}")
+
+    monkeypatch.setattr(mask_utils, "decode", decode)
+    with pytest.raises(DataError, match="cover"):
+        segmentation_to_mask("gt.json", segmentation, HEIGHT, WIDTH, "annotation 4 of image 3")
+
+
+def test_valid_segmentations_decode_as_pycocotools_decodes_them():
+    rng = np.random.default_rng(0)
+    for height, width in [(1, 1), (3, 50), (HEIGHT, WIDTH)]:
+        for density in (0.0, 0.3, 1.0):
+            mask = (rng.random((height, width)) < density).astype(np.uint8)
+            compressed = _compressed_rle(mask)
+            uncompressed = _uncompressed_rle(mask)
+            np.testing.assert_array_equal(segmentation_to_mask("a.json", compressed, height, width), mask)
+            np.testing.assert_array_equal(segmentation_to_mask("a.json", uncompressed, height, width), mask)
+            # pycocotools' own decoding of the same files, as COCO.annToMask does it.
+            np.testing.assert_array_equal(mask_utils.decode(compressed), mask)
+            np.testing.assert_array_equal(
+                mask_utils.decode(mask_utils.frPyObjects(uncompressed, height, width)), mask)
+    polygons = [POLYGON, [-HEIGHT, -HEIGHT, 40.5, 3, 2 * WIDTH, 2 * HEIGHT]]  # the second one to the margins
+    expected = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, HEIGHT, WIDTH)))
+    np.testing.assert_array_equal(segmentation_to_mask("a.json", polygons, HEIGHT, WIDTH), expected)
+    assert expected.any() and not expected.all()
+
+
+def test_sizes_written_as_whole_floats_are_accepted(tmp_path):
+    dataset = _dataset()
+    dataset["images"][1].update(height=float(HEIGHT), width=float(WIDTH))
+    dataset["annotations"][3]["segmentation"]["size"] = [float(HEIGHT), float(WIDTH)]
+    reader = CocoReader(_coco_folder(tmp_path, dataset))
+    np.testing.assert_array_equal(reader.read(_by_id(reader, 3))[1], _rectangle(UNCOMPRESSED_BOX)[None])
+
+
+@pytest.mark.parametrize("key, value", [("height", 0), ("width", -96), ("height", 80.5), ("width", "96"),
+                                        ("height", True), ("width", None)])
+def test_an_image_size_that_is_no_positive_integer_is_named(tmp_path, key, value):
+    dataset = _dataset()
+    dataset["images"][0][key] = value
+    path = _coco_folder(tmp_path, dataset)
+    reader = CocoReader(path)
+    with pytest.raises(DataError) as error:
+        reader.read(_by_id(reader, 7))
+    assert path in str(error.value) and f"image 7 has {key} {value!r}" in str(error.value)
+
+
+# --- file names stay inside the json's folder ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("file_name", ["../outside.png", "nested/../../outside.png", "ABSOLUTE"])
+def test_a_file_name_leading_out_of_the_folder_is_refused(tmp_path, file_name):
+    outside = _write_image(str(tmp_path / "outside.png"))  # there, so that only the rule can refuse it
+    dataset = _dataset()
+    dataset["images"][0]["file_name"] = outside if file_name == "ABSOLUTE" else file_name
+    path = _coco_folder(tmp_path / "data", dataset)
+    reader = CocoReader(path)
+    with pytest.raises(DataError) as error:
+        reader.read(_by_id(reader, 7))
+    assert str(error.value).startswith(path) and "image 7 has file_name" in str(error.value)
+    assert "leads out of the json's folder" in str(error.value)
+    assert reader.read(_by_id(reader, 3))[0].shape == (HEIGHT, WIDTH, 3)  # the other images still read
+
+
+def test_an_absolute_file_name_inside_the_folder_and_a_symlink_out_of_it_are_read(tmp_path):
+    # The rule is lexical: a link inside the folder is the user's own, wherever it points.
+    linked = _write_image(str(tmp_path / "elsewhere" / "linked.png"))
+    os.makedirs(tmp_path / "data")
+    os.symlink(linked, tmp_path / "data" / "link.png")
+    dataset = _dataset()
+    dataset["images"][0]["file_name"] = "link.png"
+    dataset["images"][1]["file_name"] = str(tmp_path / "data" / "scan_b.png")
+    reader = CocoReader(_coco_folder(tmp_path / "data", dataset))
+    np.testing.assert_array_equal(reader.read(_by_id(reader, 7))[0], read_rgb_image(linked))
+    assert reader.read(_by_id(reader, 3))[0].shape == (HEIGHT, WIDTH, 3)
+
+
+# --- --skip-bad --------------------------------------------------------------------------------------------------
+
+
+def test_skip_bad_leaves_out_only_the_image_with_a_bad_annotation(tmp_path):
+    dataset = _dataset()
+    dataset["annotations"][3]["segmentation"]["counts"] = VALID_COUNTS[:-1]  # image 3's only annotation
+    reader = readers.open_dataset(_coco_folder(tmp_path, dataset))
+    load = functools.partial(readers.load_example, reader, image_size=64, max_instances=4)
+    with pytest.raises(DataError, match="annotation 4 of image 3"):
+        pipeline.decode_all(reader.items, load, verbose=False)
+    kept, arrays = pipeline.decode_all(reader.items, load, verbose=False, skip_bad=True)
+    assert [item.image_id for item in kept] == [5, 7]
+    assert arrays["images"].shape == (2, 64, 64, 3)
+    np.testing.assert_array_equal(arrays["gt_classes"][1], [1, 2, -1, -1])  # image 7 whole
 
 
 # --- readers -----------------------------------------------------------------------------------------------------

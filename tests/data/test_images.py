@@ -76,6 +76,34 @@ def test_16_bit_keeps_its_values_raw_and_is_rescaled_to_uint8(tmp_path):
     assert (np.diff(image[..., 0].ravel().astype(int)) >= 0).all()
 
 
+def test_a_finite_float_tiff_is_rescaled_to_uint8(tmp_path):
+    ramp = np.linspace(-1.5, 2.5, HEIGHT * WIDTH, dtype=np.float32).reshape(HEIGHT, WIDTH)
+    tifffile.imwrite(tmp_path / "float.tif", ramp)
+    assert read_image(str(tmp_path / "float.tif")).dtype == np.float32  # OpenCV decodes tifffile's float TIFFs
+    image = read_rgb_image(str(tmp_path / "float.tif"))
+    assert image.dtype == np.uint8 and image.shape == (HEIGHT, WIDTH, 3)
+    np.testing.assert_array_equal(image[..., 0], np.round((ramp + 1.5) * 255 / 4).astype(np.uint8))
+    # float64 colour: OpenCV's colour conversion refuses it, the channel swap does not.
+    colour = _colour().astype(np.float64) / 255
+    tifffile.imwrite(tmp_path / "colour.tif", colour, photometric="rgb")
+    expected = np.round((_colour().astype(np.float64) - 30) * 255 / 170).astype(np.uint8)  # R, G, B: 255, 105, 0
+    np.testing.assert_array_equal(read_rgb_image(str(tmp_path / "colour.tif")), expected)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_float_tiff_with_one_non_finite_pixel_is_a_data_error_naming_it(tmp_path, value, channels):
+    # Rescaled, the one NaN would make the whole image black, with only a NumPy warning.
+    image = np.linspace(0, 1, HEIGHT * WIDTH * channels, dtype=np.float32).reshape(HEIGHT, WIDTH, channels)
+    image[5, 7, 0] = value
+    path = str(tmp_path / "scan.tif")
+    tifffile.imwrite(path, image[..., 0] if channels == 1 else image, photometric="minisblack" if channels == 1
+                     else "rgb")
+    with pytest.raises(DataError, match="1 pixel value.s. are NaN or infinite") as error:
+        read_rgb_image(path)
+    assert str(error.value).startswith(path)
+
+
 def test_flags_reach_opencv(tmp_path):
     path = _write_png(tmp_path / "colour.png", _colour()[..., ::-1])
     assert read_image(path, cv2.IMREAD_GRAYSCALE).shape == (HEIGHT, WIDTH)

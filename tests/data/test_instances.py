@@ -155,6 +155,19 @@ def test_to_rgb_rejects_two_channels_naming_the_source():
         to_rgb(np.zeros((4, 4, 2), np.uint8), "two.tif")
 
 
+def test_to_rgb_rescales_a_finite_float_image():
+    rgb = to_rgb(np.array([[-1.0, 0.0], [1.0, 3.0]], np.float64), "float.tif")
+    np.testing.assert_array_equal(rgb[..., 0], [[0, 64], [128, 255]])  # (v + 1) * 255 / 4
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_to_rgb_of_a_non_finite_pixel_names_the_source(value):
+    image = np.ones((4, 4, 3), np.float32)
+    image[2, 1, 2] = value
+    with pytest.raises(DataError, match=r"^scans/float\.tif: 1 pixel value\(s\) are NaN or infinite"):
+        to_rgb(image, "scans/float.tif")
+
+
 # --- make_example ----------------------------------------------------------------------------------------------
 
 ELLIPSES_96 = [(30, 30, 12, 18), (70, 66, 8, 10)]  # (cy, cx, ry, rx), well apart, first one larger

@@ -172,7 +172,7 @@ def _ground_truth_file(annotation):
 
 @pytest.mark.parametrize("content, message", [
     ("{\"images\": [", "not valid JSON"),
-    (_ground_truth_file({"image_id": 1, "segmentation": [[2, 2, 10, 10]]}), "2 point"),
+    (_ground_truth_file({"image_id": 1, "segmentation": [[2, 2, 10, 10]]}), "a polygon of 4 numbers"),
     (_ground_truth_file({"image_id": 9, "segmentation": [_POLYGON]}), "image_id 9"),
     ({"images": [_VALID_IMAGE], "annotations": []}, "lacks ['categories']"),
 ])
@@ -181,6 +181,42 @@ def test_load_ground_truth_errors_name_the_file(tmp_path, content, message):
     with pytest.raises(DataError) as error:
         coco.load_coco_ground_truth(path)
     assert path in str(error.value) and message in str(error.value)
+
+
+def _short_rle():
+    """An uncompressed RLE of the 16 x 16 image whose runs cover 200 of its 256 pixels."""
+    return {"size": [16, 16], "counts": [100, 100]}
+
+
+@pytest.mark.parametrize("content, message", [
+    (_ground_truth_file({"image_id": 1, "segmentation": _short_rle()}),
+     "annotation 1 of image 1 has an RLE whose runs cover 200 pixels"),
+    (_ground_truth_file({"image_id": 1, "segmentation": {"size": [16, 16], "counts": "garbage!!"}}),
+     "annotation 1 of image 1 has a compressed RLE whose counts string is not valid"),
+    (_ground_truth_file({"image_id": 1, "segmentation": {"size": ["16", "x"], "counts": [256]}}),
+     "annotation 1 of image 1 has an RLE of size ['16', 'x']"),
+    (_ground_truth_file({"image_id": 1, "segmentation": [[2, 2, 10, 2, 1e30, 10]]}),
+     "annotation 1 of image 1 has a polygon point with x = 1e+30"),
+    ({**_ground_truth_file({"image_id": 1, "segmentation": [_POLYGON]}),
+      "images": [{**_VALID_IMAGE, "height": -16}]}, "image 1 has height -16"),
+    ({**_ground_truth_file({"image_id": 1, "segmentation": [_POLYGON]}),
+      "images": [_VALID_IMAGE, {**_VALID_IMAGE, "file_name": "b.png"}]}, "repeats image id 1"),
+])
+def test_load_ground_truth_refuses_a_bad_image_or_mask_whole(tmp_path, content, message):
+    # A ground truth cannot be partly right: one bad mask refuses the file, naming it and the annotation.
+    path = _write(tmp_path / "bad_ground_truth.json", content)
+    with pytest.raises(DataError) as error:
+        coco.load_coco_ground_truth(path)
+    assert str(error.value).startswith(path) and message in str(error.value)
+
+
+def test_attach_detections_refuses_a_short_rle(tmp_path):
+    result = {"image_id": 0, "category_id": 1, "bbox": [0, 0, 2, 2], "score": 0.5,
+              "segmentation": {"size": [48, 64], "counts": [48 * 64 - 1]}}
+    path = _write(tmp_path / "results.json", [result])
+    with pytest.raises(DataError, match="a result of image 0 has an RLE whose runs cover 3071 pixels") as error:
+        coco.attach_coco_detections([_record(0, [])], path)
+    assert str(error.value).startswith(path)
 
 
 @pytest.mark.parametrize("content, message", [

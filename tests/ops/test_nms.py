@@ -131,3 +131,20 @@ def test_per_class_detections_scores_sorted_on_random_input():
     for b in range(2):
         for score, cls in zip(scores[b][kept[b]], classes[b][kept[b]]):
             assert np.any(np.isclose(probs[b, valid[b], cls], score))
+
+
+def test_per_class_detections_drop_boxes_below_the_minimal_size():
+    # A confident box regressed past the image edge and clipped to zero width ([100, 256, 140, 256]) would make
+    # an empty mask yet count as a detection; it is dropped before NMS, as torchvision drops boxes under 1e-2 px.
+    boxes = tf.constant([[[[100.0, 256.0, 140.0, 256.0], [0, 0, 0, 0]],
+                          [[10.0, 10.0, 30.0, 30.0], [0, 0, 0, 0]],
+                          [[50.0, 50.0, 50.005, 90.0], [0, 0, 0, 0]]]])  # [1, 3, 1, 4] -> per class below
+    boxes = tf.tile(boxes[:, :, :1], [1, 1, 2, 1])  # [B=1, R=3, K=2, 4]
+    probs = tf.constant([[[0.01, 0.99], [0.3, 0.7], [0.05, 0.95]]])
+    valid = tf.constant([[True, True, True]])
+    kept = per_class_detections(boxes, probs, valid, 0.05, 0.5, 3, min_size=0.01)
+    np.testing.assert_array_equal(kept["num_detections"], [1])
+    np.testing.assert_allclose(kept["scores"][0, 0], 0.7, rtol=1e-6)
+    np.testing.assert_array_equal(kept["boxes"][0, 0], [10, 10, 30, 30])
+    everything = per_class_detections(boxes, probs, valid, 0.05, 0.5, 3)  # min_size 0: all three
+    np.testing.assert_array_equal(everything["num_detections"], [3])
