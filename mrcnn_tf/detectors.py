@@ -15,7 +15,7 @@ import os
 
 from mrcnn_tf import inference, runs
 from mrcnn_tf.errors import ConfigError
-from mrcnn_tf.model_settings import SAVED_MODEL_FILE, export_version_dir  # noqa: F401  (part of this API)
+from mrcnn_tf.model_settings import SAVED_MODEL_FILE, export_version_dir
 SIGNATURE = "serving_default"
 OUTPUT_KEYS = ("boxes", "scores", "classes", "masks")
 

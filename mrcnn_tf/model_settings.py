@@ -58,20 +58,31 @@ def _from_export(folder):
     return RecordedData(data, tuple(settings.get("class_names") or data.class_names), path)
 
 
+def run_file(model_dir, name):
+    """The path of the run folder's file ``name`` for a model folder: the run folder's own, or for an export the
+    run's it was exported into (``RUN/export/<version>``, ``RUN/export``, ``RUN``); None when there is none."""
+    export = export_version_dir(model_dir)
+    if export is None:
+        path = os.path.join(model_dir, name)
+        return path if os.path.isfile(path) else None  # a run folder holds its own files
+    folder = os.path.abspath(export)
+    for _ in range(3):  # RUN/export/<version>, RUN/export, RUN
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+        folder = os.path.dirname(folder)
+    return None
+
+
 def recorded_data(model_dir):
     """The :class:`RecordedData` of a run or export folder (module doc), or None when it records none."""
     export = export_version_dir(model_dir)
-    folder = os.path.abspath(export or model_dir)
     if export is not None:
         found = _from_export(export)
         if found is not None:
             return found
-    for _ in range(3):  # RUN, RUN/export, RUN/export/<version>
-        path = os.path.join(folder, CONFIG_FILE)
-        if os.path.isfile(path):
-            config = Config.from_json(path)
-            return RecordedData(config.data, tuple(config.class_names), path)
-        if export is None:
-            return None  # a run folder holds its own config.json
-        folder = os.path.dirname(folder)
-    return None
+    path = run_file(model_dir, CONFIG_FILE)
+    if path is None:
+        return None
+    config = Config.from_json(path)
+    return RecordedData(config.data, tuple(config.class_names), path)

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn_tf import callbacks, detectors, inference, runs, visualize
+from mrcnn_tf import callbacks, detectors, inference, model_settings, runs, visualize
 from mrcnn_tf.export import EXPORT_FILE, export_model
 from mrcnn_tf.data import pipeline, readers, splits
 from mrcnn_tf.errors import ConfigError, TrainingDiverged
@@ -81,9 +81,8 @@ def train(config, data_root, out_dir, max_slices=None, num_predictions=8, verbos
     whichever comes first. SIGINT and SIGTERM stop it with a checkpoint (:class:`callbacks.StopOnSignal`).
     Returns the model; raises :class:`TrainingDiverged` when the loss stops being finite.
     """
-    runs.check_out_dir(out_dir)
-    reader = readers.open_dataset(data_root, data_format, config.data)
-    with runs.RunLock(out_dir) as lock:
+    with runs.RunLock(out_dir) as lock:  # checks --out first (runs.check_out_dir)
+        reader = readers.open_dataset(data_root, data_format, config.data)
         config, resuming = runs.resumable_config(out_dir, config.replace(class_names=tuple(reader.class_names)))
         if resuming:
             config = resumed_config(out_dir, config, given)
@@ -169,7 +168,7 @@ def export_final(model, out_dir):
     version already holds this step's (a finished run run again)."""
     base = path(out_dir, runs.EXPORT_DIR)
     step = callbacks.global_step(model)
-    latest = detectors.export_version_dir(base)
+    latest = model_settings.export_version_dir(base)
     if latest is not None:
         with open(os.path.join(latest, EXPORT_FILE)) as f:
             if json.load(f).get("source", {}).get("step") == step:

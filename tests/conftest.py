@@ -132,6 +132,9 @@ def require_shared_lgg():
 
 LGG_PATIENTS = ("TCGA_AA_0001_20000101", "TCGA_BB_0002_20010202")
 LGG_ELLIPSES = {1: [], 2: [(40, 44, 12, 16)], 3: [(30, 30, 10, 12), (70, 64, 8, 10)]}  # slice -> (cy, cx, ry, rx)
+# Two patients of one tumour slice and one tumour-free slice each: an evaluation with a split of one patient each.
+TWO_PATIENTS = ("TCGA_AA_0001_20000101", "TCGA_AA_0002_20000101")
+ONE_TUMOUR_ONE_EMPTY = {1: [(30, 30, 10, 12)], 2: []}
 
 
 def write_lgg_folder(root, patients=LGG_PATIENTS, ellipses=LGG_ELLIPSES, size=96):

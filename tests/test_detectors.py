@@ -3,12 +3,10 @@ served model scored as it is served (``evaluation.commands.evaluate_run`` on an 
 import json
 import os
 
-import numpy as np
 import pytest
-import tifffile
-from conftest import ellipse_image, tiny_config
+from conftest import ONE_TUMOUR_ONE_EMPTY, TWO_PATIENTS, tiny_config, write_lgg_folder
 
-from mrcnn_tf import detectors, export, runs
+from mrcnn_tf import detectors, export, model_settings, runs
 from mrcnn_tf.data import splits
 from mrcnn_tf.errors import ConfigError, DataError
 from mrcnn_tf.evaluation import commands
@@ -21,14 +19,7 @@ def run_with_export(tmp_path_factory):
     of 2 patients x 2 slices."""
     root = tmp_path_factory.mktemp("detectors")
     data = root / "data"
-    for patient in ("TCGA_AA_0001_20000101", "TCGA_AA_0002_20000101"):
-        folder = data / patient
-        folder.mkdir(parents=True)
-        for i, ellipses in enumerate(([(30, 30, 10, 12)], [])):
-            image, masks = ellipse_image(96, ellipses, seed=i)
-            tifffile.imwrite(folder / f"{patient}_{i + 1}.tif", image)
-            tifffile.imwrite(folder / f"{patient}_{i + 1}_mask.tif",
-                             (masks.max(axis=0, initial=0) * 255).astype(np.uint8))
+    write_lgg_folder(str(data), TWO_PATIENTS, ONE_TUMOUR_ONE_EMPTY)
     run = str(root / "run")
     os.makedirs(run)
     model = build_model(tiny_config())
@@ -50,9 +41,9 @@ def test_export_version_dir_finds_the_highest_version(tmp_path):
         (tmp_path / version).mkdir()
     for version in ("1", "2"):
         (tmp_path / version / "saved_model.pb").write_bytes(b"")
-    assert detectors.export_version_dir(str(tmp_path)) == str(tmp_path / "2")  # 10/ holds no SavedModel
-    assert detectors.export_version_dir(str(tmp_path / "1")) == str(tmp_path / "1")
-    assert detectors.export_version_dir(str(tmp_path / "notes")) is None
+    assert model_settings.export_version_dir(str(tmp_path)) == str(tmp_path / "2")  # 10/ holds no SavedModel
+    assert model_settings.export_version_dir(str(tmp_path / "1")) == str(tmp_path / "1")
+    assert model_settings.export_version_dir(str(tmp_path / "notes")) is None
 
 
 def test_load_detector_names_what_it_expected(tmp_path, run_with_export):

@@ -56,7 +56,7 @@ def evaluate_run(model_dir, data_root, split, out_dir, score_threshold=DEFAULT_S
     from mrcnn_tf import detectors  # TensorFlow only for this mode
 
     reader = readers.open_dataset(data_root, data_format, data_section(model_dir, data_settings))
-    splits_path = splits_file or _splits_path(model_dir)
+    splits_path = splits_file or model_settings.run_file(model_dir, splits.SPLITS_FILE)
     items = _split_items(reader, splits_path, split, model_dir)[:max_images]  # fails before the model loads
     val_items = _split_items(reader, splits_path, VALIDATION, model_dir) if score_threshold == VALIDATION else None
     detect = detectors.load_detector(model_dir, weights)
@@ -80,18 +80,6 @@ def data_section(model_dir, changes=None):
     recorded = model_settings.recorded_data(model_dir)
     data = recorded.data if recorded is not None else DataConfig()
     return dataclasses.replace(data, **changes) if changes else data
-
-
-def _splits_path(model_dir):
-    """Where the splits of ``model_dir`` are: a run's ``splits.json``, or for an export (``RUN/export`` or a
-    version folder in it) the run's that holds it; None when there is none."""
-    folder = os.path.abspath(model_dir)
-    for _ in range(3):  # RUN, RUN/export, RUN/export/<version>
-        path = os.path.join(folder, splits.SPLITS_FILE)
-        if os.path.isfile(path):
-            return path
-        folder = os.path.dirname(folder)
-    return None
 
 
 def _split_items(reader, splits_path, split, model_dir):

@@ -7,8 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-import tifffile
-from conftest import ellipse_image, heavy_modules_after, tiny_config
+from conftest import ONE_TUMOUR_ONE_EMPTY, TWO_PATIENTS, heavy_modules_after, tiny_config, write_lgg_folder
 
 from mrcnn_tf import runs
 from mrcnn_tf.cli import evaluate
@@ -70,14 +69,7 @@ def test_detections_mode_names_a_broken_file(tmp_path, capsys):
 def tiny_run(tmp_path):
     """A run folder (config, weights, splits) and an LGG-layout folder of 2 patients x 2 slices."""
     data = tmp_path / "data"
-    for patient in ("TCGA_AA_0001_20000101", "TCGA_AA_0002_20000101"):
-        folder = data / patient
-        folder.mkdir(parents=True)
-        for i, ellipses in enumerate(([(30, 30, 10, 12)], [])):
-            image, masks = ellipse_image(96, ellipses, seed=i)
-            tifffile.imwrite(folder / f"{patient}_{i + 1}.tif", image)
-            mask = (masks.max(axis=0, initial=0) * 255).astype(np.uint8)
-            tifffile.imwrite(folder / f"{patient}_{i + 1}_mask.tif", mask)
+    write_lgg_folder(str(data), TWO_PATIENTS, ONE_TUMOUR_ONE_EMPTY)
     run = tmp_path / "run"
     run.mkdir()
     config = tiny_config()
