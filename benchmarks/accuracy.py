@@ -52,11 +52,14 @@ INTERVAL_KEYS = ("precision", "recall", "f1", "precision_localised", "recall_loc
                  "box_ap50", "mask_ap50", "dice_per_patient")
 
 
-def training_config(name, data_root, out_dir, minutes):
-    """The configuration to train for the preset ``name``: its changes over the package defaults, with the
-    schedule sized to ``minutes`` when the preset asks for it (``Preset.fit_schedule``; a resumed run keeps
-    its own)."""
-    train_config = config.Config.from_preset(name)
+def training_config(name, data_root, out_dir, minutes, settings=(), steps=None):
+    """The configuration to train for the preset ``name``: its changes over the package defaults, then
+    ``settings`` (``"section.key=value"`` strings, :meth:`config.Config.with_settings`), with a schedule of
+    ``steps`` steps when given, else sized to ``minutes`` when the preset asks for it (``Preset.fit_schedule``;
+    a resumed run keeps its own)."""
+    train_config = config.Config.from_preset(name).with_settings(settings)
+    if steps is not None:
+        return budget.fit_steps(train_config, steps)
     if config.preset(name).fit_schedule:
         train_config = budget.plan_schedule(train_config, data_root, out_dir, minutes)
     return train_config
@@ -115,7 +118,7 @@ def run(args):
     from mrcnn_tf.evaluation import commands, plots
 
     started = time.time()
-    train_config = training_config(args.preset, args.data, args.out, args.minutes)
+    train_config = training_config(args.preset, args.data, args.out, args.minutes, args.set, args.steps)
     training.train(train_config, args.data, args.out, num_predictions=0, validation_report=False,
                    export=False, minutes=args.minutes)
     trained_at = time.time()
@@ -126,19 +129,20 @@ def run(args):
     if best is None:  # no validation AP yet (e.g. the budget ended before the first epoch end)
         print("no best weights by validation: scoring the final weights", file=sys.stderr)
     weights = "final" if best is None else "best"
-    report = commands.evaluate_run(args.out, args.data, "test", os.path.join(args.out, "test_report"),
-                                   weights=weights, **config.preset(args.preset).scoring)
+    report = commands.evaluate_run(args.out, args.data, args.split, os.path.join(args.out, f"{args.split}_report"),
+                                   weights=weights, flip_tta=args.tta, **config.preset(args.preset).scoring)
     clock = read_json(runs.path(args.out, runs.TIME_FILE))
     train_seconds = None if clock is None else clock["train_seconds"]
     run_config = read_json(runs.path(args.out, runs.CONFIG_FILE))  # a resumed run keeps its own
     summary = {
-        "preset": args.preset, "data": args.data, "minutes_budget": args.minutes, "weights": weights,
+        "preset": args.preset, "settings": list(args.set), "data": args.data, "minutes_budget": args.minutes,
+        "steps_budget": args.steps, "weights": weights, "flip_tta": args.tta,
         "train_minutes": None if train_seconds is None else round(train_seconds / 60, 1),
-        "steps": int(steps["step"][-1]), "best": best, "test": summarise(report),
+        "steps": int(steps["step"][-1]), "best": best, "split": args.split, args.split: summarise(report),
         "score_threshold": report["thresholds"]["score"],
         "score_threshold_chosen_on_val": report["source"].get("score_threshold_chosen_on_val"),
         "this_sitting_wall_minutes": {"training": round((trained_at - started) / 60, 1),
-                                      "test_report": round((time.time() - trained_at) / 60, 1)},
+                                      "report": round((time.time() - trained_at) / 60, 1)},
         "train_settings": run_config["train"],
         "schedule_sized_to_budget": read_json(runs.path(args.out, runs.SCHEDULE_FILE)),
     }
@@ -155,8 +159,17 @@ def main(argv=None):
     p.add_argument("--preset", choices=sorted(config.PRESETS), default="best",
                    help="the package's training recipe (mrcnn_tf.config.PRESETS)")
     p.add_argument("--minutes", type=float, default=None, help="training time budget (wall clock, all sittings)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="a schedule of this many train steps instead of one sized to --minutes (a budget that a "
+                        "busy machine does not change: levers compared at equal minutes on a quiet machine get "
+                        "steps in proportion to their step times, benchmarks/step_cost.py)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="change one setting of the preset (repeatable), e.g. roi.mask_rois_per_image=8")
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="the split to score: val while choosing (a lever, a recipe), test once for a final recipe")
+    p.add_argument("--tta", action="store_true", help="score with the test-time flip (evaluate.py --tta)")
     args = p.parse_args(argv)
-    return run_command(lambda: run(args), lambda _: f"test report in {args.out}/test_report")
+    return run_command(lambda: run(args), lambda _: f"{args.split} report in {args.out}/{args.split}_report")
 
 
 if __name__ == "__main__":

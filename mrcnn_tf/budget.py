@@ -28,9 +28,15 @@ def fit_schedule(config, minutes, step_seconds, margin=SCHEDULE_MARGIN):
     """``config`` with the steps that ``margin`` of ``minutes`` holds at ``step_seconds`` a step: about as many
     epochs as before at the same epoch length (at least one), each a little longer or shorter so that they add up.
     """
-    train = config.train
-    steps = max(int(60.0 * minutes * margin / step_seconds), 1)
-    epochs = max(round(steps / train.steps_per_epoch), 1)
+    return fit_steps(config, int(60.0 * minutes * margin / step_seconds))
+
+
+def fit_steps(config, steps):
+    """``config`` with a schedule of about ``steps`` train steps: about as many epochs as before at the same epoch
+    length (at least one), each a little longer or shorter so that they add up (to ``steps`` less the remainder
+    of its division by the epochs)."""
+    steps = max(int(steps), 1)
+    epochs = max(round(steps / config.train.steps_per_epoch), 1)
     return config.replace(train={"epochs": epochs, "steps_per_epoch": max(steps // epochs, 1)})
 
 

@@ -131,6 +131,9 @@ class InferenceConfig:
     # the pixels one call may hold (batch x height x width): a served call costs about 112 bytes a pixel, so this
     # bounds it near 470 MB; larger inputs are refused with an error, not by running out of memory
     max_input_pixels: int = 2048 * 2048
+    # test-time flip: each image and its left-right mirror through the heads, their class probabilities, box
+    # regressions and mask probabilities averaged (the proposals are the image's own); twice the inference time
+    flip_tta: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -370,6 +373,39 @@ class Config:
                 value = tuple(value)
             kwargs[name] = value
         return cls(**kwargs)
+
+    def with_settings(self, assignments):
+        """A copy with ``assignments`` applied: strings ``"section.key=value"`` (``"train.learning_rate=0.02"``,
+        ``"roi.mask_rois_per_image=8"``) or ``"key=value"`` for a top-level field (``"image_size=256"``). A value
+        is read as JSON (numbers, ``true``, lists), else taken as a string. ConfigError names an assignment with
+        an unknown section or key, or a value the section's checks refuse."""
+        changes = {}
+        for assignment in assignments:
+            name, sep, text = assignment.partition("=")
+            if not sep or not name.strip():
+                raise ConfigError(f"{assignment!r}: expected section.key=value")
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                value = text
+            path = name.strip().split(".")
+            current = self
+            for part in path:
+                if not dataclasses.is_dataclass(current) or part not in {f.name for f in dataclasses.fields(current)}:
+                    raise ConfigError(f"{assignment!r}: unknown configuration key {name.strip()!r}")
+                current = getattr(current, part)
+            if len(path) > 2 or (len(path) == 2) != dataclasses.is_dataclass(getattr(self, path[0])):
+                raise ConfigError(f"{assignment!r}: expected section.key=value or a top-level key=value")
+            if isinstance(current, tuple) and isinstance(value, list):
+                value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+            if len(path) == 2:
+                changes.setdefault(path[0], {})[path[1]] = value
+            else:
+                changes[path[0]] = value
+        try:
+            return self.replace(**changes)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{list(assignments)}: {error}") from error
 
     @classmethod
     def from_preset(cls, name):

@@ -40,16 +40,22 @@ def export_detector(version_dir):
     return detect
 
 
-def load_detector(model_dir, weights="final"):
+def load_detector(model_dir, weights="final", flip_tta=False):
     """The detector of the run or export folder ``model_dir`` (see the module doc). ``weights`` (``"final"`` or
-    ``"best"``) picks a run's weights; an export holds one set. ConfigError naming ``model_dir`` otherwise."""
+    ``"best"``) picks a run's weights; an export holds one set. ``flip_tta``: a run's model with the test-time
+    flip (``config.inference.flip_tta``); an export has it or not as it was exported. ConfigError naming
+    ``model_dir`` otherwise."""
     version_dir = export_version_dir(model_dir)
     if version_dir is not None:
         if weights != "final":
             raise ConfigError(f"{model_dir}: an export holds the weights it was exported with; --weights {weights} "
                               "is for run folders")
+        if flip_tta:
+            raise ConfigError(f"{model_dir}: an export flips at test time or not as it was exported "
+                              "(mrcnn-export --tta); --tta is for run folders")
         return export_detector(version_dir)
     if os.path.isfile(runs.path(model_dir, runs.CONFIG_FILE)):
-        return model_detector(runs.load_run(model_dir, weights))
+        inference_changes = {"flip_tta": True} if flip_tta else None
+        return model_detector(runs.load_run(model_dir, weights, inference=inference_changes))
     raise ConfigError(f"{model_dir}: expected a run folder (with {runs.CONFIG_FILE}) or an export folder (with "
                       f"{SAVED_MODEL_FILE}, or version folders 1/, 2/, ... holding one)")

@@ -57,6 +57,7 @@ def export_settings(config):
         "mask_threshold": inference_config.mask_threshold,
         "min_box_size": inference_config.min_box_size,
         "max_input_pixels": inference_config.max_input_pixels,
+        "flip_tta": inference_config.flip_tta,
         "image_size": config.image_size,
         "class_names": list(config.class_names),
         "data": dataclasses.asdict(config.data),  # how volumes are read (modalities, scaling): mrcnn-predict
@@ -130,11 +131,11 @@ def export_model(model, base_dir, version=None, source=None):
 
 
 def export_run(run_dir, base_dir, weights="last", version=None, score_threshold=None, nms_iou=None,
-               max_detections=None, max_input_pixels=None):
+               max_detections=None, max_input_pixels=None, flip_tta=None):
     """Export a run folder's ``weights`` (``"last"``, ``"best"`` or a ``.weights.h5`` path) to
     ``base_dir/<version>/``, with the run's inference settings or those given. Returns the version folder."""
     given = {"score_threshold": score_threshold, "nms_iou": nms_iou, "max_detections": max_detections,
-             "max_input_pixels": max_input_pixels}
+             "max_input_pixels": max_input_pixels, "flip_tta": flip_tta}
     overrides = {key: value for key, value in given.items() if value is not None}
     model = runs.load_run(run_dir, weights, inference=overrides)
     source = {"run": os.path.abspath(run_dir), "weights": weights}

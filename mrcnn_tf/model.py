@@ -21,6 +21,7 @@ from mrcnn_tf.layers.mask_head import MaskHead
 from mrcnn_tf.layers.proposals import ProposalLayer
 from mrcnn_tf.layers.rpn_head import RPNHead
 from mrcnn_tf.layers.roi_align import MultilevelRoIAlign
+from mrcnn_tf.ops import boxes as box_ops
 from mrcnn_tf.ops import masks as mask_ops
 
 LOSS_NAMES = ("rpn_objectness", "rpn_box", "cls", "box", "mask")
@@ -77,8 +78,15 @@ class MaskRCNN(keras.Model):
         proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=False)  # [B, P, 4]
         pooled = self.pool_boxes(features, proposals, xla=xla_features)  # [B, P, 7, 7, F]
         class_logits, box_deltas = self.box_head(pooled)
+        flip = self.config.inference.flip_tta
+        if flip:  # test-time flip: the mirror image's heads on the mirrored proposals, averaged with these
+            mirror = self.extract_features(tf.reverse(images, axis=[2]), xla=xla_features)
+            class_logits, box_deltas = self._with_mirror_heads(mirror, proposals, class_logits, box_deltas,
+                                                               xla_features)
         detections = self.detection_layer(proposals, valid, class_logits, box_deltas)
         mask_probs = self._mask_probs(features, detections)  # [B, D, M, M]
+        if flip:
+            mask_probs = 0.5 * (mask_probs + self._mirror_mask_probs(mirror, detections))
         size = self.config.image_size
         pasted = mask_ops.paste_masks(mask_probs, detections["boxes"], size, size)  # [B, D, S, S]
         detections["mask_probs"] = mask_probs
@@ -110,6 +118,25 @@ class MaskRCNN(keras.Model):
         mask_probs = tf.sigmoid(tf.gather(mask_logits, classes, axis=4, batch_dims=2))
         mask_probs *= tf.cast(detections["valid"][:, :count], tf.float32)[..., None, None]
         return tf.pad(mask_probs, [[0, 0], [0, slots - count], [0, 0], [0, 0]])
+
+    def _with_mirror_heads(self, mirror, proposals, class_logits, box_deltas, xla):
+        """The box head's outputs averaged with those of the mirror image's features ``mirror`` on the mirrored
+        ``proposals`` ``[B, P, 4]``: class probabilities averaged (returned as their log, the logits whose softmax
+        they are), deltas ``[B, P, K, 4]`` averaged once mapped back from the mirror."""
+        size = self.config.image_size
+        mirror_logits, mirror_deltas = self.box_head(
+            self.pool_boxes(mirror, box_ops.flip_boxes_left_right(proposals, size), xla=xla))
+        probs = 0.5 * (tf.nn.softmax(tf.cast(class_logits, tf.float32), axis=-1)
+                       + tf.nn.softmax(tf.cast(mirror_logits, tf.float32), axis=-1))  # [B, P, K]
+        deltas = 0.5 * (tf.cast(box_deltas, tf.float32)
+                        + box_ops.flip_deltas_left_right(tf.cast(mirror_deltas, tf.float32)))
+        return tf.math.log(tf.maximum(probs, 1e-30)), deltas
+
+    def _mirror_mask_probs(self, mirror, detections):
+        """Mask probabilities ``[B, D, M, M]`` of ``detections`` from the mirror image's features ``mirror``, mapped
+        back (the mirrored box's mask, reversed along x)."""
+        mirrored = dict(detections, boxes=box_ops.flip_boxes_left_right(detections["boxes"], self.config.image_size))
+        return tf.reverse(self._mask_probs(mirror, mirrored), axis=[3])
 
     @property
     def mask_roi_slots(self):

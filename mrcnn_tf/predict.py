@@ -74,16 +74,16 @@ def keep_above(detections, score_threshold):
     return {key: value[keep] for key, value in detections.items()}
 
 
-def predict(model_dir, images_path, out_dir, score_threshold=0.5, progress=True, skip_bad=False):
+def predict(model_dir, images_path, out_dir, score_threshold=0.5, progress=True, skip_bad=False, flip_tta=False):
     """Detect on every image of ``images_path`` and write the outputs of the module doc into ``out_dir``, with a
     line a image on stderr when ``progress``. An image that cannot be read or is too large is skipped and named
     (``skipped.json``) with ``skip_bad``; without it, the run stops there with a DataError naming it, after writing
     ``predictions.json`` and ``images.json`` for the images done. Returns a summary dict: ``images``,
     ``images_with_tumour``, ``tumours``, ``seconds``, ``skipped_masks``, ``skipped`` (``[(file, reason)]``) and
-    ``results`` (the COCO results, list of dict)."""
+    ``results`` (the COCO results, list of dict). ``flip_tta``: a run folder's model with the test-time flip."""
     started = time.perf_counter()
     paths, masks = list_images(images_path)
-    detect = detectors.load_detector(model_dir)
+    detect = detectors.load_detector(model_dir, flip_tta=flip_tta)
     for folder in ("masks", "masks_colour", "overlays"):
         os.makedirs(os.path.join(out_dir, folder), exist_ok=True)
     records, names, skipped = [], {}, []

@@ -255,17 +255,18 @@ def recorded_settings(model, data=None, class_names=None):
     return data, tuple(class_names)
 
 
-def load_detector(model, weights="final"):
-    """The detector of ``model``: a run or export folder (``detectors.load_detector``), or a detector function."""
+def load_detector(model, weights="final", flip_tta=False):
+    """The detector of ``model``: a run or export folder (``detectors.load_detector``, with the test-time flip
+    when ``flip_tta``), or a detector function."""
     if callable(model):
         return model
     from mrcnn_tf import detectors
 
-    return detectors.load_detector(model, weights)
+    return detectors.load_detector(model, weights, flip_tta)
 
 
 def predict_volumes(model, path, out_dir, score_threshold=0.5, data=None, weights="final", class_names=None,
-                    verbose=True):
+                    verbose=True, flip_tta=False):
     """Predict every case at ``path`` (module doc) and write its outputs into ``out_dir``.
 
     Args:
@@ -273,6 +274,7 @@ def predict_volumes(model, path, out_dir, score_threshold=0.5, data=None, weight
       score_threshold: detections scoring below it are left out of the volumes.
       data: the ``config.DataConfig`` to read volumes with; None: the model folder's recorded one.
       weights: a run folder's ``"final"`` or ``"best"`` weights. class_names: None for the model's.
+      flip_tta: a run folder's model with the test-time flip.
     Returns:
       the cases' summaries (the ``<CASE>_summary.json`` dicts), in case order.
     Every case is checked (headers, series order) before the model loads and anything is written; DataError names
@@ -282,7 +284,7 @@ def predict_volumes(model, path, out_dir, score_threshold=0.5, data=None, weight
     data, class_names = recorded_settings(model, data, class_names)
     for source in sources:
         check_input(source, data)
-    detect = load_detector(model, weights)
+    detect = load_detector(model, weights, flip_tta)
     summaries = []
     for number, source in enumerate(sources, start=1):
         case, reference = read_input(source, data)

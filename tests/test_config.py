@@ -210,3 +210,17 @@ def test_the_volume_flags_parse_to_the_data_section():
     for bad in ("1", "x=a", "1=", "1=a,,2=b"):
         with pytest.raises(ConfigError, match="label map: expected VALUE=NAME pairs"):
             config_lib.parse_label_map(bad)
+
+
+def test_with_settings_changes_the_named_keys_and_refuses_unknown_ones():
+    config = Config.from_preset("best").with_settings(
+        ["roi.mask_rois_per_image=8", "train.learning_rate=2e-2", "anchors.sizes=[8, 16, 32, 64, 128]",
+         "train.strategy=mirrored", "image_size=128"])
+    assert config.roi.mask_rois_per_image == 8 and config.train.learning_rate == 0.02
+    assert config.anchors.sizes == (8, 16, 32, 64, 128) and config.train.strategy == "mirrored"
+    assert config.image_size == 128 and config.train.lr_schedule == "cosine"  # the rest is the preset's
+    for bad, named in (("roi.no_such=1", "roi.no_such"), ("no_such=1", "no_such"), ("roi=1", "section.key"),
+                       ("train.seed", "section.key=value"), ("roi.mask_size.x=1", "roi.mask_size.x"),
+                       ("image_size=100", "image_size")):
+        with pytest.raises(ConfigError, match=re.escape(named)):
+            Config().with_settings([bad])

@@ -144,3 +144,44 @@ def test_no_positive_roi_gives_a_zero_mask_loss_and_finite_gradients():
     assert float(values["mask"]) == 0.0
     gradients = tape.gradient(values["loss"], model.trainable_variables)
     assert all(np.isfinite(g).all() for g in gradients if g is not None)
+
+
+def _softmax(logits):
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_flip_tta_averages_the_heads_of_the_image_and_of_its_mirror():
+    """The test-time flip, recomposed by hand with NumPy mirrors: the box head on the image's proposals and on the
+    mirror image's features with mirrored proposals, class probabilities and mapped-back deltas averaged, then the
+    mask head on both, the mirror's masks reversed along x and averaged."""
+    keras.utils.set_random_seed(0)
+    config = tiny_config(inference={"score_threshold": 0.0, "max_detections": 6})
+    _, _, batch = ellipse_batch(config)
+    images = batch["images"][:1]
+    plain = build_model(config)
+    flipping = build_model(config.replace(inference={"flip_tta": True}))
+    flipping.set_weights(plain.get_weights())
+
+    features = plain.extract_features(images)
+    mirror = plain.extract_features(images[:, :, ::-1])
+    proposals, valid = plain.proposal_layer(*plain.rpn_head(features), training=False)
+    boxes = proposals.numpy()
+    mirrored = np.stack([boxes[..., 0], SIZE - boxes[..., 3], boxes[..., 2], SIZE - boxes[..., 1]], axis=-1)
+    logits, deltas = plain.box_head(plain.pool_boxes(features, proposals, xla=False))
+    mirror_logits, mirror_deltas = plain.box_head(plain.pool_boxes(mirror, tf.constant(mirrored), xla=False))
+    probs = (_softmax(logits.numpy()) + _softmax(mirror_logits.numpy())) / 2
+    deltas = (deltas.numpy() + mirror_deltas.numpy() * [1, -1, 1, 1]) / 2
+    want = plain.detection_layer(proposals, valid, tf.math.log(probs), tf.constant(deltas, tf.float32))
+    found = want["boxes"].numpy()
+    mirrored_found = np.stack([found[..., 0], SIZE - found[..., 3], found[..., 2], SIZE - found[..., 1]], axis=-1)
+    want_masks = (plain._mask_probs(features, want).numpy()
+                  + plain._mask_probs(mirror, dict(want, boxes=tf.constant(mirrored_found))).numpy()[..., ::-1]) / 2
+
+    got = flipping(images)
+    assert int(got["num_detections"][0]) == int(want["num_detections"][0]) > 0
+    for key in ("boxes", "scores", "classes"):
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-4, err_msg=key)
+    np.testing.assert_allclose(got["mask_probs"], want_masks, atol=1e-5)
+    # and it is not the plain model's answer: the mirror's half counts
+    assert not np.allclose(plain(images)["scores"], got["scores"], atol=1e-4)

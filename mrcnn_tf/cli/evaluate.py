@@ -49,6 +49,9 @@ def parse_args(argv):
     p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--weights", default="final", choices=("final", "best"),
                    help="with --model: the run's final weights or its best by validation mask AP50")
+    p.add_argument("--tta", action="store_true",
+                   help="with a run folder: average each slice's detections with its mirror image's (twice the "
+                        "time)")
     add_volume_flags(p)  # default: what the model's run recorded
     logs.add_flags(p)
     args = p.parse_args(argv)
@@ -58,6 +61,8 @@ def parse_args(argv):
         p.error("--ground-truth needs --detections and --out")
     if args.score_threshold == "val" and not args.model:
         p.error("--score-threshold val needs --model (a run with a validation split)")
+    if args.tta and not args.model:
+        p.error("--tta needs --model (a run folder)")
     if args.min_precision is not None and args.score_threshold != "val":
         p.error("--min-precision needs --score-threshold val")
     return args
@@ -77,7 +82,7 @@ def main(argv=None):
                                          score_threshold=args.score_threshold, max_images=args.max_images,
                                          data_format=args.format, weights=args.weights,
                                          min_precision=args.min_precision or 0.0, splits_file=args.splits,
-                                         data_settings=volume_flag_values(args))
+                                         data_settings=volume_flag_values(args), flip_tta=args.tta)
     else:
         def run():
             return commands.evaluate_coco_files(args.ground_truth, args.detections, args.out, args.score_threshold)

@@ -25,6 +25,9 @@ def parse_args(argv):
     p.add_argument("--max-input-pixels", type=positive_int,
                    help="a call holding more pixels (batch x height x width) is refused (default: the run's, "
                         "2048 x 2048)")
+    p.add_argument("--tta", action="store_true", default=None,
+                   help="bake in the test-time flip: each image's detections averaged with its mirror image's "
+                        "(twice the inference time)")
     logs.add_flags(p)
     return p.parse_args(argv)
 
@@ -37,7 +40,7 @@ def main(argv=None):
         from mrcnn_tf import export
 
         return export.export_run(args.run, args.out, args.weights, args.version, args.score_threshold,
-                                 args.nms_iou, args.max_detections, args.max_input_pixels)
+                                 args.nms_iou, args.max_detections, args.max_input_pixels, args.tta)
 
     return run_command(run, lambda path: f"SavedModel written to {path}", quiet=level == logs.QUIET)
 

@@ -26,6 +26,9 @@ def parse_args(argv):
                    help="write only detections scoring at least this (default 0.5)")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip (and name) files that cannot be read instead of stopping at the first")
+    p.add_argument("--tta", action="store_true",
+                   help="with a run folder: average each image's detections with its mirror image's (twice the "
+                        "time; an export has the flip as mrcnn-export --tta baked it)")
     logs.add_flags(p)
     return p.parse_args(argv)
 
@@ -39,10 +42,10 @@ def main(argv=None):
 
         if volume_predict.is_volume_input(args.images):
             cases = volume_predict.predict_volumes(args.model, args.images, args.out, args.score_threshold,
-                                                   verbose=level != logs.QUIET)
+                                                   verbose=level != logs.QUIET, flip_tta=args.tta)
             return f"{len(cases)} case(s) written to {args.out}"
         summary = predict.predict(args.model, args.images, args.out, args.score_threshold,
-                                  progress=level != logs.QUIET, skip_bad=args.skip_bad)
+                                  progress=level != logs.QUIET, skip_bad=args.skip_bad, flip_tta=args.tta)
         return predict.summary_line(summary, args.out)
 
     return run_command(run, lambda line: line, quiet=level == logs.QUIET)

@@ -40,7 +40,8 @@ def evaluate_items(detect, reader, items, out_dir, score_threshold=DEFAULT_SCORE
 
 
 def evaluate_run(model_dir, data_root, split, out_dir, score_threshold=DEFAULT_SCORE_THRESHOLD, max_images=None,
-                 data_format="auto", weights="final", min_precision=0.0, splits_file=None, data_settings=None):
+                 data_format="auto", weights="final", min_precision=0.0, splits_file=None, data_settings=None,
+                 flip_tta=False):
     """``evaluate.py --model MODEL --data PATH --split NAME``: a run's model (its ``"final"`` or ``"best"``
     weights) or an exported SavedModel, as served (``mrcnn_tf.detectors``), on one split of the data.
 
@@ -52,6 +53,7 @@ def evaluate_run(model_dir, data_root, split, out_dir, score_threshold=DEFAULT_S
 
     Volume data is cut and scaled as the model's run recorded it (its configuration's ``data`` section,
     :func:`data_section`), with the fields of ``data_settings`` (a dict, e.g. ``{"slices": "all"}``) changed.
+    ``flip_tta``: a run's model with the test-time flip (``detectors.load_detector``), at the threshold choice too.
     """
     from mrcnn_tf import detectors  # TensorFlow only for this mode
 
@@ -59,8 +61,8 @@ def evaluate_run(model_dir, data_root, split, out_dir, score_threshold=DEFAULT_S
     splits_path = splits_file or model_settings.run_file(model_dir, splits.SPLITS_FILE)
     items = _split_items(reader, splits_path, split, model_dir)[:max_images]  # fails before the model loads
     val_items = _split_items(reader, splits_path, VALIDATION, model_dir) if score_threshold == VALIDATION else None
-    detect = detectors.load_detector(model_dir, weights)
-    source = {"model": model_dir, "weights": weights, "data": data_root, "split": split}
+    detect = detectors.load_detector(model_dir, weights, flip_tta)
+    source = {"model": model_dir, "weights": weights, "data": data_root, "split": split, "flip_tta": flip_tta}
     if val_items is not None:
         chosen = choose_score_threshold(detect, reader, val_items, min_precision)
         source["score_threshold_chosen_on_val"] = chosen

@@ -93,6 +93,18 @@ def clip_boxes(boxes, height, width):
     return tf.stack([y1, x1, y2, x2], axis=-1)
 
 
+def flip_boxes_left_right(boxes, width):
+    """``[..., 4]`` boxes of an image ``width`` pixels wide, as boxes of its mirror image (``x -> width - x``)."""
+    width = tf.cast(width, tf.float32)
+    return tf.stack([boxes[..., 0], width - boxes[..., 3], boxes[..., 2], width - boxes[..., 1]], axis=-1)
+
+
+def flip_deltas_left_right(deltas):
+    """``[..., 4]`` deltas ``[dy, dx, dh, dw]`` regressed in a mirror image, as deltas of the image itself: the
+    mirror of a box's regression moves its centre the other way along x."""
+    return deltas * tf.constant([1.0, -1.0, 1.0, 1.0], deltas.dtype)
+
+
 def scale_boxes(boxes, scale_y, scale_x):
     """Multiply the y coordinates of ``[..., 4]`` boxes by ``scale_y`` and the x coordinates by ``scale_x``."""
     scale = tf.stack([scale_y, scale_x, scale_y, scale_x], axis=-1)

@@ -1,6 +1,7 @@
 """benchmarks/accuracy.py: it trains the package's presets (no recipe of its own), plans a schedule only for the
 presets that fit one, scores the test split as the preset says, and its summary reads the report."""
 import inspect
+import json
 
 import pytest
 from conftest import load_benchmark
@@ -94,10 +95,11 @@ def test_run_trains_the_preset_and_scores_the_test_split_as_it_says(accuracy, tm
     (tmp_path / runs.HISTORY_FILE).write_text("epoch,step\n0,10\n")
     (tmp_path / runs.STEPS_FILE).write_text("step,loss\n10,0.5\n")
     runs.write_config(str(tmp_path), config_lib.Config.from_preset(preset))
-    args = accuracy.argparse.Namespace(data="data", out=str(tmp_path), minutes=None, preset=preset)
+    args = accuracy.argparse.Namespace(data="data", out=str(tmp_path), minutes=None, preset=preset, set=[],
+                                       steps=None, split="test", tta=False)
     summary = accuracy.run(args)
     assert trained == [config_lib.Config.from_preset(preset)]
-    assert scored == [{"weights": "final", **config_lib.preset(preset).scoring}]  # no best.json: final weights
+    assert scored == [{"weights": "final", "flip_tta": False, **config_lib.preset(preset).scoring}]  # final: no best
     assert summary["preset"] == preset and "config" not in summary
     assert summary["steps"] == 10 and summary["test"]["f1"] == 0.847
     assert summary["train_settings"]["learning_rate"] == config_lib.Config.from_preset(preset).train.learning_rate
@@ -132,3 +134,32 @@ def test_csv_columns_read_na_as_nan(accuracy, tmp_path):
     columns = accuracy.read_columns(str(path))
     assert columns["step"] == [200.0, 400.0]
     assert columns["val_box_ap50"][0] != columns["val_box_ap50"][0] and columns["val_box_ap50"][1] == 0.5
+
+
+def test_a_lever_run_takes_settings_a_step_budget_and_scores_validation(accuracy, tmp_path, monkeypatch):
+    from mrcnn_tf import runs, training
+    from mrcnn_tf.evaluation import commands, plots
+
+    trained, scored = [], []
+    monkeypatch.setattr(accuracy.budget, "plan_schedule", lambda *args: pytest.fail("--steps plans no schedule"))
+    monkeypatch.setattr(training, "train", lambda config, *args, **kwargs: trained.append(config))
+    monkeypatch.setattr(plots, "plot_learning_curve", lambda *args: None)
+    monkeypatch.setattr(commands, "evaluate_run", lambda *args, **kwargs: scored.append((args, kwargs)) or REPORT)
+    (tmp_path / runs.HISTORY_FILE).write_text("epoch,step\n0,10\n")
+    (tmp_path / runs.STEPS_FILE).write_text("step,loss\n10,0.5\n")
+    runs.write_config(str(tmp_path), config_lib.Config.from_preset("best"))
+    assert accuracy.main(["--data", "data", "--out", str(tmp_path), "--steps", "3000", "--split", "val", "--tta",
+                          "--set", "roi.mask_rois_per_image=8", "--set", "train.seed=1"]) == 0
+    train = trained[0].train
+    assert trained[0].roi.mask_rois_per_image == 8 and train.seed == 1 and train.learning_rate == 0.01
+    assert train.epochs * train.steps_per_epoch == 3000 and train.lr_schedule == "cosine"
+    (args, kwargs), = scored
+    assert args[2] == "val" and args[3].endswith("val_report") and kwargs["flip_tta"] is True
+    summary = json.loads((tmp_path / "accuracy.json").read_text())
+    assert summary["split"] == "val" and summary["val"]["f1"] == 0.847 and "test" not in summary
+    assert summary["settings"] == ["roi.mask_rois_per_image=8", "train.seed=1"] and summary["steps_budget"] == 3000
+
+
+def test_an_unknown_setting_is_refused_naming_it(accuracy, tmp_path, capsys):
+    assert accuracy.main(["--data", "d", "--out", str(tmp_path), "--set", "roi.no_such_key=1"]) == 2
+    assert "roi.no_such_key" in capsys.readouterr().err
