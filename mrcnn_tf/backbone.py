@@ -40,7 +40,8 @@ def build_resnet50(image_size, layers=None):
     """A functional ResNet50 returning ``[C2, C3, C4, C5]`` (strides 4, 8, 16, 32), its convolutions and norms
     made by ``layers`` (a :class:`~mrcnn_tf.layers.factory.LayerFactory`; default frozen BatchNorm, no XLA).
 
-    Input: ``[B, S, S, 3]`` float, already normalised (see :func:`preprocess`).
+    Input: ``[B, S, S, 3]`` float, already normalised (see :func:`preprocess`); ``image_size`` ``S``, or None for
+    inputs of any size (a model that trains on crops).
     """
     layers = layers or LayerFactory()
     inputs = keras.Input((image_size, image_size, 3), name="normalized_image")

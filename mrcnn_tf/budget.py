@@ -66,7 +66,8 @@ def measure_step_seconds(config, data_root, data_format="auto", skip_bad=False, 
     _, arrays = training.load_examples(config, reader, verbose=False, skip_bad=skip_bad, positions=positions)
     model = training.compile_model(config)
     dataset = pipeline.make_training_dataset(arrays, config.train.batch_size, augment=config.train.augment,
-                                             empty_repeat=config.train.empty_slice_repeat)
+                                             empty_repeat=config.train.empty_slice_repeat,
+                                             crop_size=config.train.crop_size)
     times = StepTimes()
     model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, callbacks=[times], verbose=0)
     return float(np.median(times.seconds[warmup:]))

@@ -159,6 +159,9 @@ class TrainConfig:
     val_max_images: int = 64  # validation slices scored for AP each time (spread over the split)
     augment: bool = True
     empty_slice_repeat: int = 1  # each pass over the training data shows a slice without tumour this many times
+    # train on random crop_size x crop_size windows around each slice's content (0: whole slices); inference and
+    # validation stay at image_size, at the same scale: the convolutions see the same pixels a step, fewer of them
+    crop_size: int = 0
     strategy: str = "default"  # "default" (one device), "mirrored" (all local GPUs), "multiworker"
 
 
@@ -321,6 +324,10 @@ class Config:
             )
         if self.train.keep_checkpoints < 1:
             raise ConfigError(f"train.keep_checkpoints must be at least 1, got {self.train.keep_checkpoints}")
+        crop = self.train.crop_size
+        if crop and (crop < 0 or crop > self.image_size or crop % stride):
+            raise ConfigError(f"train.crop_size must be 0 or a multiple of {stride} (the P6 stride) up to image_size "
+                              f"({self.image_size}), got {crop}")
         if self.train.empty_slice_repeat < 1:
             raise ConfigError(f"train.empty_slice_repeat must be at least 1, got {self.train.empty_slice_repeat}")
         anchors = sum((self.image_size // s) ** 2 for s in self.anchors.strides) * len(self.anchors.aspect_ratios)

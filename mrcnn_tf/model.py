@@ -39,14 +39,13 @@ class MaskRCNN(keras.Model):
         layers = LayerFactory(norm=config.backbone.resolved_norm, groups=config.backbone.group_norm_groups,
                               xla_conv=self.runtime.xla_conv, xla_norm=self.runtime.xla_group_norm)
         anchors, rpn, roi = config.anchors, config.rpn, config.roi
-        self.backbone = backbone_lib.build_resnet50(config.image_size, layers)
+        crop = config.train.crop_size if config.train.crop_size != config.image_size else 0
+        self.backbone = backbone_lib.build_resnet50(None if crop else config.image_size, layers)
         self.fpn = FPN(config.backbone.fpn_channels, layers, name="fpn")
         self.rpn_head = RPNHead(len(anchors.aspect_ratios), config.backbone.fpn_channels, layers, name="rpn_head")
-        self.proposal_layer = ProposalLayer(
-            config.image_size, anchors.strides, anchors.sizes, anchors.aspect_ratios, rpn.nms_iou,
-            (rpn.train_pre_nms_topk, rpn.train_post_nms_topk), (rpn.test_pre_nms_topk, rpn.test_post_nms_topk),
-            rpn.min_box_size, name="proposals",
-        )
+        self.proposal_layer = self._proposal_layer(config.image_size, "proposals")
+        # Training on crops (``train.crop_size``): the anchors and box clipping of the crop's size.
+        self.crop_proposal_layer = self._proposal_layer(crop, "crop_proposals") if crop else None
         self.box_roi_align = MultilevelRoIAlign(
             roi.box_pool_size, roi.sampling_ratio, anchors.min_level, config.canonical_roi_size, name="box_roi_align"
         )
@@ -92,6 +91,21 @@ class MaskRCNN(keras.Model):
         detections["mask_probs"] = mask_probs
         detections["masks"] = tf.cast(pasted >= self.config.inference.mask_threshold, tf.uint8)
         return detections
+
+    def _proposal_layer(self, size, name):
+        anchors, rpn = self.config.anchors, self.config.rpn
+        return ProposalLayer(
+            size, anchors.strides, anchors.sizes, anchors.aspect_ratios, rpn.nms_iou,
+            (rpn.train_pre_nms_topk, rpn.train_post_nms_topk), (rpn.test_pre_nms_topk, rpn.test_post_nms_topk),
+            rpn.min_box_size, name=name,
+        )
+
+    def proposals_for(self, size):
+        """The proposal layer (anchors, clipping) of inputs ``size`` pixels square: the crop's when the model
+        trains on crops of that size, else the image's."""
+        if self.crop_proposal_layer is not None and size == self.crop_proposal_layer.image_size:
+            return self.crop_proposal_layer
+        return self.proposal_layer
 
     @property
     def crop_roi_align(self):
@@ -173,10 +187,11 @@ class MaskRCNN(keras.Model):
         """The five losses of one batch (dict of float32 scalars) and their sum under ``"loss"``."""
         gt_boxes = tf.cast(batch["gt_boxes"], tf.float32)  # [B, G, 4]
         gt_classes = tf.cast(batch["gt_classes"], tf.int32)  # [B, G]
+        size = batch["images"].shape[1]  # static after tf.data: the crop's side when training on crops
         features = self.extract_features(batch["images"], training=training)
         rpn_logits, rpn_deltas = self.rpn_head(features, training=training)
-        values = self._rpn_losses(rpn_logits, rpn_deltas, gt_boxes, gt_classes)
-        rois = self._sample_rois(rpn_logits, rpn_deltas, gt_boxes, gt_classes)
+        values = self._rpn_losses(rpn_logits, rpn_deltas, gt_boxes, gt_classes, size)
+        rois = self._sample_rois(rpn_logits, rpn_deltas, gt_boxes, gt_classes, size)
         values.update(self._box_losses(features, rois))
         values["mask"] = self._mask_loss(features, rois, batch["gt_masks"], training)
         values["loss"] = tf.add_n([values[name] for name in LOSS_NAMES])
@@ -188,20 +203,20 @@ class MaskRCNN(keras.Model):
         features = self.extract_features(batch["images"], training=False)
         rpn_logits, rpn_deltas = self.rpn_head(features)
         gt_boxes, gt_classes = tf.cast(batch["gt_boxes"], tf.float32), tf.cast(batch["gt_classes"], tf.int32)
-        return self._sample_rois(rpn_logits, rpn_deltas, gt_boxes, gt_classes)
+        return self._sample_rois(rpn_logits, rpn_deltas, gt_boxes, gt_classes, batch["images"].shape[1])
 
-    def _sample_rois(self, rpn_logits, rpn_deltas, gt_boxes, gt_classes):
-        proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=True)
+    def _sample_rois(self, rpn_logits, rpn_deltas, gt_boxes, gt_classes, size=None):
+        proposals, valid = self.proposals_for(size)(rpn_logits, rpn_deltas, training=True)
         cfg = self.config.roi
         return targets.sample_rois(
             proposals, valid, gt_boxes, gt_classes, cfg.batch_size_per_image, cfg.positive_fraction,
             cfg.positive_iou, cfg.negative_iou, cfg.box_weights,
         )
 
-    def _rpn_losses(self, rpn_logits, rpn_deltas, gt_boxes, gt_classes):
+    def _rpn_losses(self, rpn_logits, rpn_deltas, gt_boxes, gt_classes, size=None):
         cfg = self.config.rpn
         labels, weights, positive, box_targets = targets.rpn_targets(
-            self.proposal_layer.anchors, gt_boxes, gt_classes, cfg.positive_iou, cfg.negative_iou,
+            self.proposals_for(size).anchors, gt_boxes, gt_classes, cfg.positive_iou, cfg.negative_iou,
             cfg.batch_size_per_image, cfg.positive_fraction,
         )  # [B, N] x 3, [B, N, 4]
         beta = 0.0 if cfg.box_loss == "l1" else cfg.smooth_l1_beta

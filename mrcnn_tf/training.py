@@ -209,7 +209,8 @@ def fit_epochs(model, config, arrays, val_arrays, step, callback_list, saver, ve
     epoch, done_in_epoch = divmod(step, train.steps_per_epoch)
     while epoch < train.epochs and not (budget and budget.exhausted_at(callbacks.global_step(model))):
         dataset = pipeline.make_training_dataset(arrays, train.batch_size, train.seed, epoch * train.steps_per_epoch
-                                                 + done_in_epoch, train.augment, train.empty_slice_repeat)
+                                                 + done_in_epoch, train.augment, train.empty_slice_repeat,
+                                                 train.crop_size)
         model.fit(dataset, initial_epoch=epoch, epochs=epoch + 1 if done_in_epoch else train.epochs,
                   steps_per_epoch=train.steps_per_epoch - done_in_epoch, callbacks=callback_list,
                   validation_data=validation, validation_freq=max(train.val_every, 1), shuffle=False,

@@ -224,3 +224,10 @@ def test_with_settings_changes_the_named_keys_and_refuses_unknown_ones():
                        ("image_size=100", "image_size")):
         with pytest.raises(ConfigError, match=re.escape(named)):
             Config().with_settings([bad])
+
+
+def test_crop_size_is_zero_or_a_p6_multiple_up_to_the_image_size():
+    assert Config().replace(train={"crop_size": 192}).train.crop_size == 192
+    for bad in (100, 320, -64):
+        with pytest.raises(ConfigError, match="crop_size"):
+            Config().replace(train={"crop_size": bad})

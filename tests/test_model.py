@@ -185,3 +185,18 @@ def test_flip_tta_averages_the_heads_of_the_image_and_of_its_mirror():
     np.testing.assert_allclose(got["mask_probs"], want_masks, atol=1e-5)
     # and it is not the plain model's answer: the mirror's half counts
     assert not np.allclose(plain(images)["scores"], got["scores"], atol=1e-4)
+
+
+def test_a_model_that_trains_on_crops_takes_crop_batches_and_detects_on_whole_images():
+    keras.utils.set_random_seed(0)
+    config = tiny_config(image_size=128, train={"crop_size": 64})
+    model = compile_model(config)
+    crop_features = model.extract_features(tf.zeros([1, 64, 64, 3], tf.uint8))
+    logits, _ = model.rpn_head(crop_features)
+    assert model.proposals_for(64).anchors.shape[0] == logits.shape[1]  # the crop's anchors
+    assert model.proposals_for(128) is model.proposal_layer and model.proposals_for(None) is model.proposal_layer
+    _, _, batch = ellipse_batch(tiny_config(image_size=64))  # a crop-sized batch, as the pipeline cuts them
+    history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), epochs=1, steps_per_epoch=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all() and history.history["mask"][-1] > 0
+    out = model(tf.zeros([1, 128, 128, 3], tf.uint8))
+    assert out["masks"].shape[1:] == (config.inference.max_detections, 128, 128)

@@ -175,6 +175,40 @@ def augment_example(example, seed, flip=True, max_rotation_deg=10.0, scale_range
     return out
 
 
+def crop_example(example, size, seed):
+    """A random ``size`` x ``size`` window of one unbatched example (``size`` at most the image's sides), for
+    training on crops: the window's centre is uniform over the bounding box of the image's content (its non-zero
+    pixels; the whole image when it has none), moved inwards where the window would leave the image. Masks are cut
+    with the image; boxes become the tight boxes of the cut masks and an instance cut away becomes padding
+    (:func:`update_instances_from_masks`). ``seed``: ``[2]`` int tensor; the same seed gives the same window.
+    Returns the example with static shapes ``[size, size, 3]`` and ``[G, size, size]``."""
+    image = example[IMAGE]  # [H, W, 3]
+    height, width = image.shape[0], image.shape[1]
+    content = tf.reduce_any(image > 0, axis=2)  # [H, W]
+    low, high = [], []
+    for axis, side in ((1, height), (0, width)):
+        present = tf.reduce_any(content, axis=axis)  # [H] for rows, [W] for columns
+        any_content = tf.reduce_any(present)
+        first = tf.argmax(present, output_type=tf.int32)
+        end = side - tf.argmax(tf.reverse(present, axis=[0]), output_type=tf.int32)
+        low.append(tf.where(any_content, first, 0))
+        high.append(tf.where(any_content, end, side))
+    draws = tf.random.stateless_uniform([2], seed=seed, dtype=tf.float32)  # [2]
+    corner = []
+    for lo, hi, draw, side in zip(low, high, tf.unstack(draws), (height, width)):
+        centre = tf.cast(lo, tf.float32) + draw * tf.cast(hi - lo, tf.float32)
+        corner.append(tf.clip_by_value(tf.cast(tf.round(centre - size / 2), tf.int32), 0, side - size))
+    top, left = corner
+    out = dict(example)
+    out[IMAGE] = tf.slice(image, [top, left, 0], [size, size, image.shape[2]])
+    masks = example[MASKS]  # [G, H, W]
+    out[MASKS] = tf.slice(masks, [0, top, left], [masks.shape[0], size, size])
+    out = update_instances_from_masks(out)
+    out[IMAGE] = tf.ensure_shape(out[IMAGE], [size, size, image.shape[2]])
+    out[MASKS] = tf.ensure_shape(out[MASKS], [masks.shape[0], size, size])
+    return out
+
+
 def make_augmenter(seed, **options):
     """A ``fn(index, example) -> example`` for ``dataset.enumerate().map(fn)``; ``options`` go to ``augment_example``.
 

@@ -16,6 +16,8 @@ import tensorflow as tf
 from mrcnn_tf.errors import DataError
 
 log = logging.getLogger(__name__)
+# The crop's window is drawn from the example's seed folded with this, apart from augmentation's draws.
+CROP_SEED_SLOT = 1000
 KEYS = {"image": "images", "gt_boxes": "gt_boxes", "gt_classes": "gt_classes", "gt_masks": "gt_masks"}
 
 
@@ -100,10 +102,11 @@ def example_order(indices, seed):
     return order.enumerate()
 
 
-def make_training_dataset(arrays, batch_size, seed=0, start_step=0, augment=True, empty_repeat=1):
+def make_training_dataset(arrays, batch_size, seed=0, start_step=0, augment=True, empty_repeat=1, crop_size=0):
     """Training batches: the :func:`example_order` stream (tumour-free slices ``empty_repeat`` times a pass) from
-    step ``start_step`` on, each example augmented with a seed of its own position (``data.augment``), batched
-    with static shapes and prefetched."""
+    step ``start_step`` on, each example augmented with a seed of its own position (``data.augment``), then cut
+    to a random ``crop_size`` window around its content when ``crop_size`` (``augment.crop_example``; 0: whole
+    slices), batched with static shapes and prefetched."""
     from mrcnn_tf.data import augment as augment_lib
 
     specs = {KEYS[k]: tf.TensorSpec(arrays[KEYS[k]].shape[1:], tf.as_dtype(arrays[KEYS[k]].dtype)) for k in KEYS}
@@ -115,8 +118,12 @@ def make_training_dataset(arrays, batch_size, seed=0, start_step=0, augment=True
     def load(position, index):
         values = tf.numpy_function(lookup, [index], [specs[n].dtype for n in names], stateful=False)
         example = {n: tf.ensure_shape(v, specs[n].shape) for n, v in zip(names, values)}
+        example_seed = tf.stack([tf.cast(seed, tf.int64), position])  # [2]
         if augment:
-            example = augment_lib.augment_example(example, tf.stack([tf.cast(seed, tf.int64), position]))
+            example = augment_lib.augment_example(example, example_seed)
+        if crop_size:  # its own draw: switching augmentation off leaves the windows as they were
+            example = augment_lib.crop_example(example, crop_size, tf.random.experimental.stateless_fold_in(
+                example_seed, CROP_SEED_SLOT))
         return example
 
     order = example_order(pass_indices(arrays["gt_classes"], empty_repeat), seed)

@@ -256,3 +256,66 @@ def test_strong_photometric_keeps_uint8_range_and_grey_order():
     order = np.argsort(example["images"].ravel(), kind="stable")
     remapped = image.ravel()[order]
     assert np.all(np.diff(remapped) >= 0) or np.all(np.diff(remapped) <= 0)
+
+
+# --- crops ------------------------------------------------------------------------------------------------------
+
+def _content_example():
+    """A 64-pixel example whose content (non-zero pixels) is the block rows 10-29, columns 30-59, holding an
+    instance at rows 12-15, columns 32-37 and one at rows 26-27, columns 56-57."""
+    image = np.zeros((S, S, 3), np.uint8)
+    image[10:30, 30:60] = 90
+    masks = np.zeros((2, S, S), np.uint8)
+    masks[0, 12:16, 32:38] = 1
+    masks[1, 26:28, 56:58] = 1
+    decoded = make_example(image, masks, [1, 1], S, G, "test")
+    return {"images": decoded["image"], "gt_boxes": decoded["gt_boxes"], "gt_classes": decoded["gt_classes"],
+            "gt_masks": decoded["gt_masks"]}
+
+
+def test_crop_windows_are_centred_on_the_content_inside_the_image():
+    example = _content_example()
+    corners = set()
+    for value in range(60):
+        crop = _numpy(augment.crop_example(example, 32, _seed(value)))
+        assert crop["images"].shape == (32, 32, 3) and crop["gt_masks"].shape == (G, 32, 32)
+        # the centre is drawn in rows 10-29, columns 30-59: the window starts at row round(centre - 16) clipped to
+        # 0-32, so in rows 0-14, and in columns 14-32 (past 32 it would leave the image)
+        image = np.asarray(example["images"])
+        top, left = next((t, l) for t in range(S - 31) for l in range(S - 31)
+                         if np.array_equal(image[t:t + 32, l:l + 32], crop["images"])
+                         and np.array_equal(np.asarray(example["gt_masks"])[:, t:t + 32, l:l + 32],
+                                            crop["gt_masks"]))
+        assert 0 <= top <= 14 and 14 <= left <= 32
+        assert (crop["images"][..., 0] > 0).sum() >= 20 * 16  # all 20 content rows, at least 16 of its columns
+        _assert_consistent(crop)
+        corners.add(left)
+    assert len(corners) > 5  # the window moves
+
+
+def test_crop_cuts_masks_with_the_image_and_drops_instances_cut_away():
+    example = _content_example()
+    seen = {0: 0, 1: 0}
+    for value in range(40):
+        crop = _numpy(augment.crop_example(example, 32, _seed(value)))
+        kept = crop["gt_classes"] >= 0
+        seen[0] += kept[0]
+        seen[1] += kept[1]
+        _assert_consistent(crop)
+        assert not kept[2:].any()
+    # every window (columns 14-32 on) holds columns 32-37 of the first; the second, at columns 56-57, only those
+    # starting past column 24: it is in some windows and cut away in the others
+    assert seen[0] == 40 and 0 < seen[1] < 40
+
+
+def test_crop_is_the_same_for_the_same_seed_and_whole_at_full_size():
+    example = _content_example()
+    _assert_same(augment.crop_example(example, 32, _seed(3)), augment.crop_example(example, 32, _seed(3)))
+    _assert_same(augment.crop_example(example, S, _seed(3)), example)
+
+
+def test_crop_of_an_empty_image_draws_over_the_whole_image():
+    example = _example(ellipses=())
+    example["images"] = np.zeros_like(example["images"])
+    crop = _numpy(augment.crop_example(example, 32, _seed(0)))
+    assert crop["images"].shape == (32, 32, 3) and (crop["gt_classes"] == -1).all()

@@ -167,3 +167,18 @@ def test_skip_bad_leaves_bad_items_out_and_says_so(caplog):
     assert "file1.tif" in caplog.text and "skipped 2 bad file(s) of 5" in caplog.text
     with pytest.raises(DataError, match="no readable image"):
         pipeline.decode_all([1, 3], load, verbose=False, skip_bad=True)
+
+
+def test_training_on_crops_gives_static_crop_shapes_and_its_own_windows():
+    arrays = _arrays(3)
+    dataset = pipeline.make_training_dataset(arrays, 1, seed=0, augment=False, crop_size=32)
+    spec = dataset.element_spec
+    assert spec["images"].shape.as_list() == [1, 32, 32, 3] and spec["gt_masks"].shape.as_list() == [1, G, 32, 32]
+    first = [batch["images"].numpy() for batch in dataset.take(3)]
+    again = [batch["images"].numpy() for batch in pipeline.make_training_dataset(
+        arrays, 1, seed=0, augment=False, crop_size=32).take(3)]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)  # a resumed run cuts the same windows
+    whole = [batch["images"].numpy() for batch in pipeline.make_training_dataset(
+        arrays, 1, seed=0, augment=False).take(3)]
+    assert all(w.shape == (1, S, S, 3) for w in whole)
