@@ -51,6 +51,19 @@ def test_load_detector_names_what_it_expected(tmp_path, run_with_export):
         detectors.load_detector(str(tmp_path))
     with pytest.raises(ConfigError, match="an export holds the weights it was exported with"):
         detectors.load_detector(run_with_export[1], weights="best")
+    with pytest.raises(ConfigError, match="mrcnn-export --tta"):
+        detectors.load_detector(run_with_export[1], flip_tta=True)
+
+
+def test_a_run_is_scored_with_the_test_time_flip_when_asked(run_with_export, tmp_path, monkeypatch):
+    run, _, data, _ = run_with_export
+    built = []
+    load_run = runs.load_run
+    monkeypatch.setattr(runs, "load_run", lambda *args, **kwargs: built.append(load_run(*args, **kwargs)) or built[-1])
+    report = commands.evaluate_run(run, data, "test", str(tmp_path / "flip"), score_threshold=0.0, flip_tta=True)
+    assert built[-1].config.inference.flip_tta and report["source"]["flip_tta"] is True
+    commands.evaluate_run(run, data, "test", str(tmp_path / "plain"), score_threshold=0.0)
+    assert not built[-1].config.inference.flip_tta
 
 
 def test_an_export_is_scored_as_the_run_is(run_with_export, tmp_path):

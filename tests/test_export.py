@@ -110,6 +110,8 @@ def test_export_json_documents_the_baked_in_settings(exported):
     assert settings["score_threshold"] == inference_config.score_threshold
     assert settings["nms_iou"] == inference_config.nms_iou
     assert settings["mask_threshold"] == inference_config.mask_threshold
+    assert settings["flip_tta"] is False  # mrcnn-export --tta bakes the flip in:
+    assert export.export_settings(exported[0].config.replace(inference={"flip_tta": True}))["flip_tta"] is True
     assert set(settings["signatures"]) == {export.SIGNATURE, export.ENCODED_SIGNATURE}
     assert settings["source"]["weights"] == "last" and settings["source"]["run"].endswith("run")
 

@@ -33,6 +33,7 @@ CONFIG_FLAGS = {
     "keep_checkpoints": ("train", "keep_checkpoints"),
     "val_every": ("train", "val_every"), "val_max_images": ("train", "val_max_images"),
     "strategy": ("train", "strategy"), "empty_slice_repeat": ("train", "empty_slice_repeat"),
+    "crop_size": ("train", "crop_size"),
     "modalities": ("data", "modalities"), "label_map": ("data", "label_map"), "slices": ("data", "slices"),
 }
 VOLUME_FLAGS = ("modalities", "label_map", "slices")
@@ -127,6 +128,9 @@ def parse_args(argv):
     g.add_argument("--val-max-images", type=int, help=f"default {d.train.val_max_images}")
     g.add_argument("--empty-slice-repeat", type=int, metavar="K",
                    help="show each slice without tumour K times a pass over the training data (default 1)")
+    g.add_argument("--crop-size", type=int, metavar="N",
+                   help="train on random N x N windows around each slice's content, a multiple of 64 (0: whole "
+                        "slices, the default); validation and inference stay at --image-size")
     g.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
                    help="tf.distribute: mirrored = all local GPUs; multiworker = several machines (TF_CONFIG)")
     add_volume_flags(p)

@@ -114,6 +114,10 @@ def test_model_mode_chooses_the_score_threshold_on_the_val_split(tiny_run, tmp_p
     with pytest.raises(SystemExit):
         evaluate.parse_args(["--ground-truth", "g.json", "--detections", "d.json", "--out", "o",
                              "--score-threshold", "val"])
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(["--ground-truth", "g.json", "--detections", "d.json", "--out", "o", "--tta"])
+    assert "--tta needs --model" in capsys.readouterr().err
+    assert evaluate.parse_args(args + ["0.5", "--tta"]).tta
     for bad, message in ((["0.5", "--min-precision", "0.9"], "--min-precision needs --score-threshold val"),
                          (["val", "--min-precision", "1.5"], "expected a number in [0, 1], got '1.5'")):
         with pytest.raises(SystemExit):

@@ -52,6 +52,12 @@ def test_preset_best_gives_the_best_recipe():
                                                                                                       2)
 
 
+def test_crop_size_flag_sets_training_on_crops_and_is_checked():
+    assert config_of("--crop-size", "192").train.crop_size == 192
+    with pytest.raises(ConfigError, match="crop_size"):
+        config_of("--crop-size", "100")
+
+
 def test_a_flag_overrides_the_preset_and_keeps_the_rest_of_it():
     config = config_of("--preset", "best", "--lr", "0.005", "--epochs", "3")
     assert (config.train.learning_rate, config.train.epochs) == (0.005, 3)
