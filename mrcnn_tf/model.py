@@ -71,7 +71,8 @@ class MaskRCNN(keras.Model):
         ``xla_features``: backbone + FPN and the RPN head compiled by XLA (``runtime.xla_features``; off by
         default so that exported graphs stay XLA-free). Both RoIAligns pool by crop_and_resize
         (``runtime.crop_roi_align``, unless ``runtime.jit_compile``: then the box one by gather, under XLA with
-        ``xla_features``)."""
+        ``xla_features``). With ``inference.flip_tta`` the heads also run on the mirror image's features and
+        their outputs are averaged (test-time flip, twice the cost)."""
         features = self.extract_features(images, xla=xla_features)  # [P2 .. P6]
         rpn_logits, rpn_deltas = self.rpn_head(features, xla=xla_features)  # [B, N], [B, N, 4]
         proposals, valid = self.proposal_layer(rpn_logits, rpn_deltas, training=False)  # [B, P, 4]
