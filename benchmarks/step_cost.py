@@ -46,7 +46,7 @@ def run(args, measure=budget.measure_step_seconds):
                "configurations": {}}
     for name, (settings, train_config) in configs.items():
         median = float(np.median(seconds[name]))
-        planned = budget.fit_steps(train_config, 60.0 * args.minutes * budget.SCHEDULE_MARGIN / median).train
+        planned = budget.fit_schedule(train_config, args.minutes, median).train
         summary["configurations"][name] = {
             "settings": list(settings), "step_seconds": seconds[name], "median_step_seconds": round(median, 4),
             "relative_to_preset": None, "steps_in_budget": planned.epochs * planned.steps_per_epoch}

@@ -403,8 +403,7 @@ class Config:
                 current = getattr(current, part)
             if len(path) > 2 or (len(path) == 2) != dataclasses.is_dataclass(getattr(self, path[0])):
                 raise ConfigError(f"{assignment!r}: expected section.key=value or a top-level key=value")
-            if isinstance(current, tuple) and isinstance(value, list):
-                value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+            value = _as_type_of(current, value, assignment)
             if len(path) == 2:
                 changes.setdefault(path[0], {})[path[1]] = value
             else:
@@ -474,6 +473,28 @@ def preset(name):
 # left to the device policy (none of them changes a result).
 MOVED_SPEED_SWITCHES = {"train": ("jit_compile", "xla_roi_align", "crop_roi_align", "xla_group_norm", "xla_conv"),
                         "inference": ("xla_features",)}
+
+
+def _as_type_of(current, value, assignment):
+    """``value`` as a setting whose current value is ``current``: the same type (an int is a float's value too,
+    a list a tuple's); ConfigError naming ``assignment`` otherwise. A setting that is None takes any value."""
+    if current is None:
+        return value
+    if isinstance(current, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(current, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(current, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(current, tuple):
+        ok = isinstance(value, list)
+        value = tuple(tuple(v) if isinstance(v, list) else v for v in value) if ok else value
+    else:
+        ok = isinstance(value, type(current))
+    if not ok:
+        raise ConfigError(f"{assignment!r}: expected a value like {json.dumps(current)}, got {json.dumps(value)}")
+    return value
 
 
 def _without_moved_speed_switches(data):

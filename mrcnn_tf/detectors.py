@@ -43,7 +43,8 @@ def export_detector(version_dir):
 def load_detector(model_dir, weights="final", flip_tta=False):
     """The detector of the run or export folder ``model_dir`` (see the module doc). ``weights`` (``"final"`` or
     ``"best"``) picks a run's weights; an export holds one set. ``flip_tta``: a run's model with the test-time
-    flip (``config.inference.flip_tta``); an export has it or not as it was exported. ConfigError naming
+    flip or without it, whatever its configuration says (``config.inference.flip_tta``); an export has it or not
+    as it was exported. ConfigError naming
     ``model_dir`` otherwise."""
     version_dir = export_version_dir(model_dir)
     if version_dir is not None:
@@ -55,7 +56,6 @@ def load_detector(model_dir, weights="final", flip_tta=False):
                               "(mrcnn-export --tta); --tta is for run folders")
         return export_detector(version_dir)
     if os.path.isfile(runs.path(model_dir, runs.CONFIG_FILE)):
-        inference_changes = {"flip_tta": True} if flip_tta else None
-        return model_detector(runs.load_run(model_dir, weights, inference=inference_changes))
+        return model_detector(runs.load_run(model_dir, weights, inference={"flip_tta": bool(flip_tta)}))
     raise ConfigError(f"{model_dir}: expected a run folder (with {runs.CONFIG_FILE}) or an export folder (with "
                       f"{SAVED_MODEL_FILE}, or version folders 1/, 2/, ... holding one)")

@@ -106,6 +106,9 @@ class MaskRCNN(keras.Model):
         trains on crops of that size, else the image's."""
         if self.crop_proposal_layer is not None and size == self.crop_proposal_layer.image_size:
             return self.crop_proposal_layer
+        if size not in (None, self.config.image_size):
+            raise ValueError(f"inputs of {size} pixels: the model takes {self.config.image_size} (and its training "
+                             f"crops of {self.config.train.crop_size}); its anchors are of those sizes")
         return self.proposal_layer
 
     @property

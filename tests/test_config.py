@@ -221,7 +221,8 @@ def test_with_settings_changes_the_named_keys_and_refuses_unknown_ones():
     assert config.image_size == 128 and config.train.lr_schedule == "cosine"  # the rest is the preset's
     for bad, named in (("roi.no_such=1", "roi.no_such"), ("no_such=1", "no_such"), ("roi=1", "section.key"),
                        ("train.seed", "section.key=value"), ("roi.mask_size.x=1", "roi.mask_size.x"),
-                       ("image_size=100", "image_size")):
+                       ("image_size=100", "image_size"), ("train.epochs=2.5", "train.epochs"),
+                       ("train.augment=1", "train.augment"), ("class_names=tumour", "class_names")):
         with pytest.raises(ConfigError, match=re.escape(named)):
             Config().with_settings([bad])
 

@@ -195,8 +195,13 @@ def test_a_model_that_trains_on_crops_takes_crop_batches_and_detects_on_whole_im
     logits, _ = model.rpn_head(crop_features)
     assert model.proposals_for(64).anchors.shape[0] == logits.shape[1]  # the crop's anchors
     assert model.proposals_for(128) is model.proposal_layer and model.proposals_for(None) is model.proposal_layer
+    with pytest.raises(ValueError, match="inputs of 96 pixels"):
+        model.proposals_for(96)
     _, _, batch = ellipse_batch(tiny_config(image_size=64))  # a crop-sized batch, as the pipeline cuts them
-    history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), epochs=1, steps_per_epoch=2, verbose=0)
+    _, _, whole = ellipse_batch(config)  # validation stays on whole slices
+    history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), epochs=1, steps_per_epoch=2, verbose=0,
+                        validation_data=tf.data.Dataset.from_tensors(whole))
     assert np.isfinite(history.history["loss"]).all() and history.history["mask"][-1] > 0
+    assert np.isfinite(history.history["val_loss"]).all()
     out = model(tf.zeros([1, 128, 128, 3], tf.uint8))
     assert out["masks"].shape[1:] == (config.inference.max_detections, 128, 128)

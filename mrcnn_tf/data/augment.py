@@ -177,28 +177,22 @@ def augment_example(example, seed, flip=True, max_rotation_deg=10.0, scale_range
 
 def crop_example(example, size, seed):
     """A random ``size`` x ``size`` window of one unbatched example (``size`` at most the image's sides), for
-    training on crops: the window's centre is uniform over the bounding box of the image's content (its non-zero
-    pixels; the whole image when it has none), moved inwards where the window would leave the image. Masks are cut
-    with the image; boxes become the tight boxes of the cut masks and an instance cut away becomes padding
-    (:func:`update_instances_from_masks`). ``seed``: ``[2]`` int tensor; the same seed gives the same window.
-    Returns the example with static shapes ``[size, size, 3]`` and ``[G, size, size]``."""
+    training on crops: the window's centre is uniform over the bounding box of the image's content, moved inwards
+    where the window would leave the image. Content is every pixel brighter than the image's darkest value, its
+    background (0, or what brightness augmentation made of 0); a uniform image is all background and the centre is
+    drawn over the whole image. Masks are cut with the image; boxes become the tight boxes of the cut masks and an
+    instance cut away becomes padding (:func:`update_instances_from_masks`). ``seed``: ``[2]`` int tensor; the same
+    seed gives the same window. Returns the example with static shapes ``[size, size, 3]`` and ``[G, size, size]``.
+    """
     image = example[IMAGE]  # [H, W, 3]
     height, width = image.shape[0], image.shape[1]
-    content = tf.reduce_any(image > 0, axis=2)  # [H, W]
-    low, high = [], []
-    for axis, side in ((1, height), (0, width)):
-        present = tf.reduce_any(content, axis=axis)  # [H] for rows, [W] for columns
-        any_content = tf.reduce_any(present)
-        first = tf.argmax(present, output_type=tf.int32)
-        end = side - tf.argmax(tf.reverse(present, axis=[0]), output_type=tf.int32)
-        low.append(tf.where(any_content, first, 0))
-        high.append(tf.where(any_content, end, side))
-    draws = tf.random.stateless_uniform([2], seed=seed, dtype=tf.float32)  # [2]
-    corner = []
-    for lo, hi, draw, side in zip(low, high, tf.unstack(draws), (height, width)):
-        centre = tf.cast(lo, tf.float32) + draw * tf.cast(hi - lo, tf.float32)
-        corner.append(tf.clip_by_value(tf.cast(tf.round(centre - size / 2), tf.int32), 0, side - size))
-    top, left = corner
+    content = tf.reduce_any(image > tf.reduce_min(image), axis=2)  # [H, W]
+    box = tight_boxes(tf.cast(content, tf.uint8)[None])[0]  # [4]: [y1, x1, y2, x2], zeros when there is no content
+    box = tf.where(tf.reduce_any(content), box, tf.constant([0.0, 0.0, height, width], tf.float32))
+    draws = tf.random.stateless_uniform([2], seed=seed, dtype=tf.float32)  # [2]: y, x
+    centre = box[:2] + draws * (box[2:] - box[:2])  # [2]
+    limit = tf.constant([height - size, width - size], tf.int32)
+    top, left = tf.unstack(tf.clip_by_value(tf.cast(tf.round(centre - size / 2), tf.int32), 0, limit))
     out = dict(example)
     out[IMAGE] = tf.slice(image, [top, left, 0], [size, size, image.shape[2]])
     masks = example[MASKS]  # [G, H, W]

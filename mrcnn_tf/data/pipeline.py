@@ -121,7 +121,7 @@ def make_training_dataset(arrays, batch_size, seed=0, start_step=0, augment=True
         example_seed = tf.stack([tf.cast(seed, tf.int64), position])  # [2]
         if augment:
             example = augment_lib.augment_example(example, example_seed)
-        if crop_size:  # its own draw: switching augmentation off leaves the windows as they were
+        if crop_size:  # a draw of its own, apart from augmentation's (which moves the content it centres on)
             example = augment_lib.crop_example(example, crop_size, tf.random.experimental.stateless_fold_in(
                 example_seed, CROP_SEED_SLOT))
         return example

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 BENCHMARKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benchmarks")
-SCRIPTS = ("speed", "profile_stages", "serving", "accuracy", "side_by_side_ratios")
+SCRIPTS = ("speed", "profile_stages", "serving", "accuracy", "step_cost", "side_by_side_ratios")
 
 
 def _source(name):
@@ -33,7 +33,7 @@ def test_no_script_edits_the_import_path(name):
     assert "sys.path" not in _source(name)
 
 
-@pytest.mark.parametrize("name", ["speed", "profile_stages", "serving", "accuracy"])
+@pytest.mark.parametrize("name", ["speed", "profile_stages", "serving", "accuracy", "step_cost"])
 def test_mrcnn_tf_is_the_first_package_a_script_imports(name):
     packages = [module for module in _imported_modules(name) if module not in sys.stdlib_module_names]
     assert packages[0] == "mrcnn_tf"

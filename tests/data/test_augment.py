@@ -279,15 +279,16 @@ def test_crop_windows_are_centred_on_the_content_inside_the_image():
     for value in range(60):
         crop = _numpy(augment.crop_example(example, 32, _seed(value)))
         assert crop["images"].shape == (32, 32, 3) and crop["gt_masks"].shape == (G, 32, 32)
-        # the centre is drawn in rows 10-29, columns 30-59: the window starts at row round(centre - 16) clipped to
-        # 0-32, so in rows 0-14, and in columns 14-32 (past 32 it would leave the image)
+        # the centre is drawn in rows 10-30, columns 30-60 (the content's box, exclusive ends): the window starts at
+        # row round(centre - 16) clipped to 0-32, so in rows 0-14, and in columns 14-32 (past 32 it leaves the image)
         image = np.asarray(example["images"])
         top, left = next((t, l) for t in range(S - 31) for l in range(S - 31)
                          if np.array_equal(image[t:t + 32, l:l + 32], crop["images"])
                          and np.array_equal(np.asarray(example["gt_masks"])[:, t:t + 32, l:l + 32],
                                             crop["gt_masks"]))
         assert 0 <= top <= 14 and 14 <= left <= 32
-        assert (crop["images"][..., 0] > 0).sum() >= 20 * 16  # all 20 content rows, at least 16 of its columns
+        # so it holds rows 14-29 and columns 32-45 at least: never a window of background alone
+        assert (crop["images"][..., 0] > 0).sum() >= 16 * 14
         _assert_consistent(crop)
         corners.add(left)
     assert len(corners) > 5  # the window moves
@@ -306,6 +307,16 @@ def test_crop_cuts_masks_with_the_image_and_drops_instances_cut_away():
     # every window (columns 14-32 on) holds columns 32-37 of the first; the second, at columns 56-57, only those
     # starting past column 24: it is in some windows and cut away in the others
     assert seen[0] == 40 and 0 < seen[1] < 40
+
+
+def test_crop_finds_the_content_after_brightness_lifted_the_background():
+    example = _content_example()
+    lifted = dict(example, images=(np.asarray(example["images"]) + 20).astype(np.uint8))  # background 20, not 0
+    for value in range(20):
+        plain = _numpy(augment.crop_example(example, 32, _seed(value)))
+        crop = _numpy(augment.crop_example(lifted, 32, _seed(value)))
+        np.testing.assert_array_equal(crop["images"], plain["images"] + 20)  # the same window
+        np.testing.assert_array_equal(crop["gt_masks"], plain["gt_masks"])
 
 
 def test_crop_is_the_same_for_the_same_seed_and_whole_at_full_size():
