@@ -452,10 +452,10 @@ PRESETS = {
     ),
     # What trained fastest from scratch on a CPU budget (benchmarks/RESULTS.md has the runs that chose it).
     "best": Preset(
-        description="lr 0.01 with a cosine decay sized to --minutes, tumour-free slices twice a pass; scored at "
-                    "the validation F1-best threshold with validation precision >= 0.97",
+        description="lr 0.01 with a cosine decay sized to --minutes, tumour-free slices twice a pass, trained on "
+                    "192-pixel crops; scored at the validation F1-best threshold with validation precision >= 0.97",
         changes={"train": {"learning_rate": 0.01, "lr_schedule": "cosine", "warmup_steps": 200, "batch_size": 1,
-                           "steps_per_epoch": 250, "epochs": 20, "empty_slice_repeat": 2}},
+                           "steps_per_epoch": 250, "epochs": 20, "empty_slice_repeat": 2, "crop_size": 192}},
         fit_schedule=True,
         scoring={"score_threshold": "val", "min_precision": 0.97},
     ),

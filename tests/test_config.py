@@ -100,6 +100,7 @@ def test_preset_best_is_the_recipe_over_the_defaults():
     best = Config.from_preset("best")
     train = best.train
     assert (train.learning_rate, train.lr_schedule, train.empty_slice_repeat) == (0.01, "cosine", 2)
+    assert train.crop_size == 192  # whole 256-pixel slices at inference
     assert best.replace(train=Config().train) == Config()  # nothing but the train section changes
     preset = config_lib.preset("best")
     assert preset.fit_schedule and preset.scoring == {"score_threshold": "val", "min_precision": 0.97}
@@ -215,10 +216,10 @@ def test_the_volume_flags_parse_to_the_data_section():
 def test_with_settings_changes_the_named_keys_and_refuses_unknown_ones():
     config = Config.from_preset("best").with_settings(
         ["roi.mask_rois_per_image=8", "train.learning_rate=2e-2", "anchors.sizes=[8, 16, 32, 64, 128]",
-         "train.strategy=mirrored", "image_size=128"])
+         "train.strategy=mirrored", "image_size=512"])
     assert config.roi.mask_rois_per_image == 8 and config.train.learning_rate == 0.02
     assert config.anchors.sizes == (8, 16, 32, 64, 128) and config.train.strategy == "mirrored"
-    assert config.image_size == 128 and config.train.lr_schedule == "cosine"  # the rest is the preset's
+    assert config.image_size == 512 and config.train.lr_schedule == "cosine"  # the rest is the preset's
     for bad, named in (("roi.no_such=1", "roi.no_such"), ("no_such=1", "no_such"), ("roi=1", "section.key"),
                        ("train.seed", "section.key=value"), ("roi.mask_size.x=1", "roi.mask_size.x"),
                        ("image_size=100", "image_size"), ("train.epochs=2.5", "train.epochs"),

@@ -274,8 +274,8 @@ def test_a_run_folder_predicts_with_the_modalities_it_recorded(tmp_path, stack, 
     seen = []
     load = volume_predict.load_detector
 
-    def spying(model, weights="final"):
-        detect = load(model, weights)
+    def spying(model, weights="final", flip_tta=False):
+        detect = load(model, weights, flip_tta)
         return lambda image: seen.append(image) or detect(image)
 
     monkeypatch.setattr(volume_predict, "load_detector", spying)

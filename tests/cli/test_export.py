@@ -14,9 +14,9 @@ def test_main_exports_the_run_and_names_the_folder(monkeypatch, capsys):
     monkeypatch.setattr(export, "export_run", lambda *args: calls.append(args) or os.path.join(args[1], "3"))
     assert export_cli.main(["--run", "runs/lgg", "--out", "exports/lgg"]) == 0
     assert export_cli.main(["--run", "r", "--out", "e", "--weights", "best", "--version", "7", "--score-threshold",
-                            "0.5", "--nms-iou", "0.4", "--max-detections", "5", "-q"]) == 0
-    assert calls == [("runs/lgg", "exports/lgg", "last", None, None, None, None, None),
-                     ("r", "e", "best", 7, 0.5, 0.4, 5, None)]
+                            "0.5", "--nms-iou", "0.4", "--max-detections", "5", "--tta", "-q"]) == 0
+    assert calls == [("runs/lgg", "exports/lgg", "last", None, None, None, None, None, None),
+                     ("r", "e", "best", 7, 0.5, 0.4, 5, None, True)]
     assert capsys.readouterr().out == f"SavedModel written to {os.path.join('exports/lgg', '3')}\n"  # -q: silent
 
 

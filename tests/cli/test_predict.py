@@ -20,7 +20,7 @@ def test_main_predicts_with_the_flags_and_says_what_it_did(predicted, capsys):
     assert predict_cli.main(["--model", "runs/x", "--images", "scans", "--out", "out"]) == 0
     assert predict_cli.main(["--model", "runs/x", "--images", "a.png", "--out", "o", "--score-threshold", "0.2"]) == 0
     assert [args for args, _ in predicted] == [("runs/x", "scans", "out", 0.5), ("runs/x", "a.png", "o", 0.2)]
-    assert all(kwargs == {"progress": True, "skip_bad": False} for _, kwargs in predicted)
+    assert all(kwargs == {"progress": True, "skip_bad": False, "flip_tta": False} for _, kwargs in predicted)
     assert capsys.readouterr().out.splitlines() == [
         "2 images, 3 tumours found in 1 of them, 1.2 s; written to out",
         "2 images, 3 tumours found in 1 of them, 1.2 s; written to o"]
@@ -28,7 +28,10 @@ def test_main_predicts_with_the_flags_and_says_what_it_did(predicted, capsys):
 
 def test_quiet_prints_nothing_and_shows_no_progress(predicted, capsys):
     assert predict_cli.main(["--model", "m", "--images", "i", "--out", "o", "-q"]) == 0
-    assert predicted[0][1] == {"progress": False, "skip_bad": False} and capsys.readouterr().out == ""
+    assert predicted[0][1] == {"progress": False, "skip_bad": False, "flip_tta": False}
+    assert capsys.readouterr().out == ""
+    assert predict_cli.main(["--model", "m", "--images", "i", "--out", "o", "-q", "--tta"]) == 0
+    assert predicted[1][1]["flip_tta"] is True
 
 
 def test_a_folder_that_is_no_model_exits_with_code_2_naming_it(tmp_path, capsys):
