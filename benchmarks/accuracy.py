@@ -25,6 +25,16 @@ With ``--minutes``, a new run of a preset that fits its schedule (``best``) size
 as many steps as ``budget.SCHEDULE_MARGIN`` (95%) of the budget holds, so that the learning rate reaches 0 when the
 budget ends on this machine rather than part-way down the curve. A resumed run keeps the schedule its folder
 recorded.
+
+Choosing a lever (a setting of the preset) is done on the validation split, at equal minutes given as steps:
+
+    python benchmarks/step_cost.py --data DATA --preset best --minutes 20 --variant crop192 train.crop_size=192
+    python benchmarks/accuracy.py --data DATA --out runs/levers/crop192 --preset best --split val --steps 4024 \
+        --set train.crop_size=192
+
+``--set`` changes settings of the preset, ``--steps`` fixes the schedule's length (two runs sharing a machine train
+the same steps), ``--split val`` scores the validation split in ``RUN/val_report`` (the test split is not read), and
+``--tta`` scores with the test-time flip.
 """
 import argparse
 import csv

@@ -129,7 +129,8 @@ class InferenceConfig:
     # a box regressed past the image edge can have zero area and an empty mask (torchvision drops boxes < 1e-2)
     min_box_size: float = 0.01
     # the pixels one call may hold (batch x height x width): a served call costs about 112 bytes a pixel, so this
-    # bounds it near 470 MB; larger inputs are refused with an error, not by running out of memory
+    # bounds it near 470 MB (about twice that with flip_tta, which holds two feature pyramids); larger inputs are
+    # refused with an error, not by running out of memory
     max_input_pixels: int = 2048 * 2048
     # test-time flip: each image and its left-right mirror through the heads, their class probabilities, box
     # regressions and mask probabilities averaged (the proposals are the image's own); twice the inference time

@@ -3,7 +3,8 @@
 Inputs are images ``[B, S, S, 3]`` (uint8 or float, 0-255, RGB) at the configured ``image_size``; outputs are in
 the pixels of that input (``mrcnn_tf.inference.detect`` maps them back to an image of any size). Boxes follow
 ``ops.boxes``: ``[y1, x1, y2, x2]`` float32. A training batch is a dict with ``images``, ``gt_boxes``
-``[B, G, 4]``, ``gt_classes`` ``[B, G]`` (-1 = padding) and ``gt_masks`` ``[B, G, S, S]``.
+``[B, G, 4]``, ``gt_classes`` ``[B, G]`` (-1 = padding) and ``gt_masks`` ``[B, G, S, S]``, where ``S`` is
+``train.crop_size`` when the model trains on crops (validation batches keep the image size).
 
 Shape letters: ``B`` batch, ``S`` input side, ``G`` ground truth, ``P`` proposals, ``R`` sampled RoIs,
 ``D`` detections, ``K`` classes, ``M`` mask side.
