@@ -25,19 +25,19 @@ SCHEDULE_MARGIN = 0.95
 
 
 def fit_schedule(config, minutes, step_seconds, margin=SCHEDULE_MARGIN):
-    """``config`` with the steps that ``margin`` of ``minutes`` holds at ``step_seconds`` a step: about as many
-    epochs as before at the same epoch length (at least one), each a little longer or shorter so that they add up.
-    """
+    """``config`` with the steps that ``margin`` of ``minutes`` holds at ``step_seconds`` a step, in its epochs
+    (:func:`fit_steps`)."""
     return fit_steps(config, int(60.0 * minutes * margin / step_seconds))
 
 
 def fit_steps(config, steps):
-    """``config`` with a schedule of about ``steps`` train steps: about as many epochs as before at the same epoch
-    length (at least one), each a little longer or shorter so that they add up (to ``steps`` less the remainder
-    of its division by the epochs)."""
+    """``config`` with a schedule of about ``steps`` train steps: its number of epochs (each ends with a validation
+    and a checkpoint), fewer only when there are fewer steps, each as long as ``steps`` allows (``steps`` less the
+    remainder of its division by the epochs). A budget four times larger gives epochs four times longer, not four
+    times the validations."""
     steps = max(int(steps), 1)
-    epochs = max(round(steps / config.train.steps_per_epoch), 1)
-    return config.replace(train={"epochs": epochs, "steps_per_epoch": max(steps // epochs, 1)})
+    epochs = min(max(config.train.epochs, 1), steps)
+    return config.replace(train={"epochs": epochs, "steps_per_epoch": steps // epochs})
 
 
 def measure_step_seconds(config, data_root, data_format="auto", skip_bad=False, steps=20, warmup=3, slices=64):

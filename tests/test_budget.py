@@ -20,11 +20,11 @@ def measured(monkeypatch):
     return calls
 
 
-def test_fit_schedule_fills_the_budget_with_whole_epochs():
+def test_fit_schedule_fills_the_budget_in_the_configured_epochs():
     sized = budget.fit_schedule(COSINE, minutes=75, step_seconds=1.5, margin=0.9)  # 2700 steps
     train = sized.train
-    assert (train.epochs, train.steps_per_epoch) == (11, 245)
-    assert 2650 < train.epochs * train.steps_per_epoch <= 2700
+    assert (train.epochs, train.steps_per_epoch) == (20, 135)  # 20 validations, however long the budget
+    assert budget.fit_schedule(COSINE, minutes=300, step_seconds=1.5, margin=0.9).train.steps_per_epoch == 540
     assert sized.train.learning_rate == COSINE.train.learning_rate and sized.image_size == COSINE.image_size
     tiny = budget.fit_schedule(COSINE, minutes=0.01, step_seconds=2.0, margin=0.9)
     assert (tiny.train.epochs, tiny.train.steps_per_epoch) == (1, 1)

@@ -28,8 +28,8 @@ def test_variants_are_timed_in_turns_and_given_the_steps_the_budget_holds(step_c
     assert preset["median_step_seconds"] == 0.25 and more["median_step_seconds"] == 0.5
     assert more["relative_to_preset"] == 2.0 and more["settings"] == ["roi.batch_size_per_image=256"]
     fitted = budget.fit_steps(Config.from_preset("best"), 600 * budget.SCHEDULE_MARGIN / 0.25).train
-    assert preset["steps_in_budget"] == fitted.epochs * fitted.steps_per_epoch == 2277  # 9 epochs of 253
-    assert more["steps_in_budget"] == 1140  # 10 minutes x 0.95 / 0.5 s: 5 epochs of 228
+    assert preset["steps_in_budget"] == fitted.epochs * fitted.steps_per_epoch == 2280  # 20 epochs of 114
+    assert more["steps_in_budget"] == 1140  # 10 minutes x 0.95 / 0.5 s: 20 epochs of 57
 
 
 def test_a_variant_needs_a_name_and_a_setting(step_cost, capsys):
