@@ -42,17 +42,15 @@ def run(args, measure=budget.measure_step_seconds):
         for name, (_, train_config) in configs.items():
             seconds[name].append(round(measure(train_config, args.data), 4))
             print(f"round {round_index + 1}: {name} {seconds[name][-1]:.3f} s a step", file=sys.stderr)
+    medians = {name: float(np.median(times)) for name, times in seconds.items()}
     summary = {"preset": args.preset, "data": args.data, "minutes": args.minutes, "margin": budget.SCHEDULE_MARGIN,
                "configurations": {}}
     for name, (settings, train_config) in configs.items():
-        median = float(np.median(seconds[name]))
-        planned = budget.fit_schedule(train_config, args.minutes, median).train
+        planned = budget.fit_schedule(train_config, args.minutes, medians[name]).train
         summary["configurations"][name] = {
-            "settings": list(settings), "step_seconds": seconds[name], "median_step_seconds": round(median, 4),
-            "relative_to_preset": None, "steps_in_budget": planned.epochs * planned.steps_per_epoch}
-    base = summary["configurations"]["preset"]["median_step_seconds"]
-    for entry in summary["configurations"].values():
-        entry["relative_to_preset"] = round(entry["median_step_seconds"] / base, 3)
+            "settings": list(settings), "step_seconds": seconds[name], "median_step_seconds": round(medians[name], 4),
+            "relative_to_preset": round(medians[name] / medians["preset"], 3),
+            "steps_in_budget": planned.epochs * planned.steps_per_epoch}
     print(json.dumps(summary))
     return summary
 

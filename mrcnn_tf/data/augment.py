@@ -22,6 +22,8 @@ import math
 
 import tensorflow as tf
 
+from mrcnn_tf.ops import boxes as box_ops
+
 IMAGE, BOXES, CLASSES, MASKS = "images", "gt_boxes", "gt_classes", "gt_masks"
 
 # Sub-seed slots: fixed, so that switching one augmentation off does not change the draws of the others.
@@ -63,9 +65,7 @@ def update_instances_from_masks(example):
 def flip_example(example):
     """Mirror an example left-right: box ``[y1, x1, y2, x2]`` -> ``[y1, W - x2, y2, W - x1]``; padding stays zero."""
     image = example[IMAGE]  # [H, W, 3]
-    width = tf.cast(tf.shape(image)[1], tf.float32)
-    y1, x1, y2, x2 = tf.unstack(example[BOXES], axis=1)  # each [G]
-    flipped = tf.stack([y1, width - x2, y2, width - x1], axis=1)  # [G, 4]
+    flipped = box_ops.flip_boxes_left_right(example[BOXES], tf.shape(image)[1])  # [G, 4]
     valid = example[CLASSES] >= 0  # [G]
     out = dict(example)
     out[IMAGE] = tf.reverse(image, axis=[1])
