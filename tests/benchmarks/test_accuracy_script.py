@@ -82,24 +82,32 @@ def test_best_preset_has_its_schedule_sized_to_the_budget(accuracy, monkeypatch)
     assert config.train.epochs == 3  # the planned schedule is the one trained
 
 
-@pytest.mark.parametrize("preset", ["paper", "best"])
-def test_run_trains_the_preset_and_scores_the_test_split_as_it_says(accuracy, tmp_path, monkeypatch, preset):
+def fake_run(accuracy, monkeypatch, tmp_path, preset, plan_schedule):
+    """Training, plotting and scoring replaced, and a run folder of ``preset`` with one step and one epoch:
+    returns the lists the configs trained and the ``(args, kwargs)`` scored are appended to."""
     from mrcnn_tf import runs, training
     from mrcnn_tf.evaluation import commands, plots
 
     trained, scored = [], []
-    monkeypatch.setattr(accuracy.budget, "plan_schedule", lambda config, *args: config)
+    monkeypatch.setattr(accuracy.budget, "plan_schedule", plan_schedule)
     monkeypatch.setattr(training, "train", lambda config, *args, **kwargs: trained.append(config))
     monkeypatch.setattr(plots, "plot_learning_curve", lambda *args: None)
-    monkeypatch.setattr(commands, "evaluate_run", lambda *args, **kwargs: scored.append(kwargs) or REPORT)
+    monkeypatch.setattr(commands, "evaluate_run", lambda *args, **kwargs: scored.append((args, kwargs)) or REPORT)
     (tmp_path / runs.HISTORY_FILE).write_text("epoch,step\n0,10\n")
     (tmp_path / runs.STEPS_FILE).write_text("step,loss\n10,0.5\n")
     runs.write_config(str(tmp_path), config_lib.Config.from_preset(preset))
+    return trained, scored
+
+
+@pytest.mark.parametrize("preset", ["paper", "best"])
+def test_run_trains_the_preset_and_scores_the_test_split_as_it_says(accuracy, tmp_path, monkeypatch, preset):
+    trained, scored = fake_run(accuracy, monkeypatch, tmp_path, preset, lambda config, *args: config)
     args = accuracy.argparse.Namespace(data="data", out=str(tmp_path), minutes=None, preset=preset, set=[],
                                        steps=None, split="test", tta=False)
     summary = accuracy.run(args)
     assert trained == [config_lib.Config.from_preset(preset)]
-    assert scored == [{"weights": "final", "flip_tta": False, **config_lib.preset(preset).scoring}]  # final: no best
+    assert [kwargs for _, kwargs in scored] == [
+        {"weights": "final", "flip_tta": False, **config_lib.preset(preset).scoring}]  # final: no best.json
     assert summary["preset"] == preset and "config" not in summary
     assert summary["steps"] == 10 and summary["test"]["f1"] == 0.847
     assert summary["train_settings"]["learning_rate"] == config_lib.Config.from_preset(preset).train.learning_rate
@@ -137,17 +145,8 @@ def test_csv_columns_read_na_as_nan(accuracy, tmp_path):
 
 
 def test_a_lever_run_takes_settings_a_step_budget_and_scores_validation(accuracy, tmp_path, monkeypatch):
-    from mrcnn_tf import runs, training
-    from mrcnn_tf.evaluation import commands, plots
-
-    trained, scored = [], []
-    monkeypatch.setattr(accuracy.budget, "plan_schedule", lambda *args: pytest.fail("--steps plans no schedule"))
-    monkeypatch.setattr(training, "train", lambda config, *args, **kwargs: trained.append(config))
-    monkeypatch.setattr(plots, "plot_learning_curve", lambda *args: None)
-    monkeypatch.setattr(commands, "evaluate_run", lambda *args, **kwargs: scored.append((args, kwargs)) or REPORT)
-    (tmp_path / runs.HISTORY_FILE).write_text("epoch,step\n0,10\n")
-    (tmp_path / runs.STEPS_FILE).write_text("step,loss\n10,0.5\n")
-    runs.write_config(str(tmp_path), config_lib.Config.from_preset("best"))
+    trained, scored = fake_run(accuracy, monkeypatch, tmp_path, "best",
+                               lambda *args: pytest.fail("--steps plans no schedule"))
     assert accuracy.main(["--data", "data", "--out", str(tmp_path), "--steps", "3000", "--split", "val", "--tta",
                           "--set", "roi.mask_rois_per_image=8", "--set", "train.seed=1"]) == 0
     train = trained[0].train
