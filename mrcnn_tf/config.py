@@ -137,11 +137,16 @@ class InferenceConfig:
     flip_tta: bool = False
 
 
+OPTIMIZERS = ("sgd", "adamw")  # train.optimizer's choices (training.make_optimizer)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Optimisation (the paper's Table 2 where it says)."""
 
     learning_rate: float = 0.001
+    # "sgd": SGD with momentum (the paper's); "adamw": Adam with decoupled weight decay (momentum unused)
+    optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 1e-4
     clipnorm: float = 10.0
@@ -323,6 +328,8 @@ class Config:
                 f"roi.batch_size_per_image ({self.roi.batch_size_per_image}) exceeds the RoI candidates "
                 f"(rpn.train_post_nms_topk + max_instances = {candidates})"
             )
+        if self.train.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.train.optimizer!r}")
         if self.train.keep_checkpoints < 1:
             raise ConfigError(f"train.keep_checkpoints must be at least 1, got {self.train.keep_checkpoints}")
         crop = self.train.crop_size

@@ -23,10 +23,14 @@ from mrcnn_tf.schedules import WarmupSchedule
 
 
 def make_optimizer(train):
-    """SGD with momentum, decoupled weight decay, global gradient-norm clipping and the warm-up schedule, fused
-    into one pass over each variable (:class:`~mrcnn_tf.optimizer.FusedSGD`)."""
+    """The optimizer ``train.optimizer`` names, on the warm-up schedule, with decoupled weight decay and global
+    gradient-norm clipping: ``sgd`` is SGD with momentum fused into one pass over each variable
+    (:class:`~mrcnn_tf.optimizer.FusedSGD`), ``adamw`` is ``keras.optimizers.AdamW``."""
     total_steps = train.epochs * train.steps_per_epoch
     schedule = WarmupSchedule(train.learning_rate, train.warmup_steps, total_steps, train.lr_schedule)
+    if train.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=train.weight_decay,
+                                      global_clipnorm=train.clipnorm)
     return FusedSGD(
         learning_rate=schedule,
         momentum=train.momentum,

@@ -233,3 +233,10 @@ def test_crop_size_is_zero_or_a_p6_multiple_up_to_the_image_size():
     for bad in (100, 320, -64):
         with pytest.raises(ConfigError, match="crop_size"):
             Config().replace(train={"crop_size": bad})
+
+
+def test_the_optimizer_is_sgd_or_adamw():
+    assert Config().train.optimizer == "sgd"
+    assert Config().with_settings(["train.optimizer=adamw"]).train.optimizer == "adamw"
+    with pytest.raises(ConfigError, match="train.optimizer must be one of sgd, adamw, got 'adam'"):
+        Config().replace(train={"optimizer": "adam"})

@@ -1,9 +1,11 @@
 """mrcnn_tf.training: what a run keeps in its folder (checkpoints, the export of its final weights)."""
 import os
 
+import keras
+import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_config, write_lgg_folder
+from conftest import ellipse_batch, tiny_config, write_lgg_folder
 
 from mrcnn_tf import callbacks, runs, training
 from mrcnn_tf.errors import CheckpointFailed, ConfigError, DataError
@@ -29,6 +31,33 @@ def test_a_finished_run_run_again_exports_no_new_version(tmp_path):
     assert training.export_final(model, str(tmp_path)) == first  # the same step: the same export
     model.optimizer.iterations.assign(7)  # trained further
     assert training.export_final(model, str(tmp_path)).endswith(os.path.join(runs.EXPORT_DIR, "2"))
+
+
+def test_adamw_follows_the_schedule_trains_and_resumes_with_its_moments(tmp_path):
+    config = tiny_config(train={"optimizer": "adamw", "learning_rate": 1e-3, "warmup_steps": 4, "epochs": 1,
+                                "steps_per_epoch": 8, "lr_schedule": "cosine", "weight_decay": 0.05})
+    model = training.compile_model(config)
+    optimizer = model.optimizer
+    assert isinstance(optimizer, keras.optimizers.AdamW)
+    assert (optimizer.weight_decay, optimizer.global_clipnorm) == (0.05, config.train.clipnorm)
+    assert float(optimizer.learning_rate) == pytest.approx(1e-3 / 4)  # the warm-up's first step
+    _, _, batch = ellipse_batch(config)
+    before = [w.copy() for w in model.get_weights()]
+    for _ in range(2):
+        model.train_on_batch(batch)
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(model.get_weights(), before))
+    training.checkpoint_manager(model, str(tmp_path)).save(checkpoint_number=2)
+
+    resumed = training.compile_model(config)
+    manager = training.checkpoint_manager(resumed, str(tmp_path))
+    manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    assert int(resumed.optimizer.iterations) == 2
+    moments = [v.numpy() for v in optimizer.variables if "momentum" in v.path or "velocity" in v.path]
+    restored = [v.numpy() for v in resumed.optimizer.variables if "momentum" in v.path or "velocity" in v.path]
+    assert moments and len(moments) == len(restored)
+    assert any(np.abs(m).max() > 0 for m in moments)
+    for want, got in zip(moments, restored):
+        np.testing.assert_array_equal(got, want)
 
 
 GIVEN = {"epochs": ("train", "epochs", 60), "lr": ("train", "learning_rate", 0.001)}

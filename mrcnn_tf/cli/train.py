@@ -15,7 +15,7 @@ import sys
 
 
 from mrcnn_tf import config as config_lib  # noqa: E402
-from mrcnn_tf.config import Config  # noqa: E402
+from mrcnn_tf.config import OPTIMIZERS, Config  # noqa: E402
 from mrcnn_tf.cli import logs  # noqa: E402
 from mrcnn_tf.errors import ConfigError, run_command  # noqa: E402
 
@@ -26,7 +26,7 @@ CONFIG_FLAGS = {
     "image_size": (None, "image_size"), "weights": ("backbone", "weights"), "norm": ("backbone", "norm"),
     "epochs": ("train", "epochs"), "steps_per_epoch": ("train", "steps_per_epoch"),
     "batch_size": ("train", "batch_size"), "lr": ("train", "learning_rate"),
-    "lr_schedule": ("train", "lr_schedule"), "warmup_steps": ("train", "warmup_steps"),
+    "optimizer": ("train", "optimizer"), "lr_schedule": ("train", "lr_schedule"), "warmup_steps": ("train", "warmup_steps"),
     "mixed_precision": ("train", "mixed_precision"), "jit_compile": ("runtime", "jit_compile"),
     "seed": ("train", "seed"), "split_ratios": ("train", "split_ratios"), "split_seed": ("train", "split_seed"),
     "augment": ("train", "augment"), "checkpoint_every": ("train", "checkpoint_every"),
@@ -112,6 +112,8 @@ def parse_args(argv):
     g.add_argument("--steps-per-epoch", type=int, help=f"default {d.train.steps_per_epoch}")
     g.add_argument("--batch-size", type=int, help=f"global batch (default {d.train.batch_size})")
     g.add_argument("--lr", type=float, help=f"learning rate (default {d.train.learning_rate})")
+    g.add_argument("--optimizer", choices=OPTIMIZERS,
+                   help="sgd: SGD with momentum (the default, the paper's); adamw: Adam with decoupled weight decay")
     g.add_argument("--lr-schedule", choices=("constant", "cosine"), help="after the warm-up (default constant)")
     g.add_argument("--warmup-steps", type=int, help=f"default {d.train.warmup_steps}")
     g.add_argument("--mixed-precision", action="store_const", const=True, help="mixed_float16 (GPUs; slow on CPU)")

@@ -58,6 +58,11 @@ def test_crop_size_flag_sets_training_on_crops_and_is_checked():
         config_of("--crop-size", "100")
 
 
+def test_optimizer_flag_picks_adamw():
+    assert config_of("--optimizer", "adamw").train.optimizer == "adamw"
+    assert config_of().train.optimizer == "sgd"
+
+
 def test_a_flag_overrides_the_preset_and_keeps_the_rest_of_it():
     config = config_of("--preset", "best", "--lr", "0.005", "--epochs", "3")
     assert (config.train.learning_rate, config.train.epochs) == (0.005, 3)
@@ -79,6 +84,7 @@ def test_jit_compile_is_a_runtime_switch():
 @pytest.mark.parametrize("flags, message", [
     (["--preset", "best", "--config", "c.json"], "not allowed with argument"),
     (["--preset", "fastest"], "invalid choice: 'fastest'"),
+    (["--optimizer", "adam"], "invalid choice: 'adam'"),
 ])
 def test_bad_starts_are_usage_errors(flags, message, capsys):
     with pytest.raises(SystemExit) as stop:
