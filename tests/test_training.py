@@ -52,8 +52,10 @@ def test_adamw_follows_the_schedule_trains_and_resumes_with_its_moments(tmp_path
     manager = training.checkpoint_manager(resumed, str(tmp_path))
     manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     assert int(resumed.optimizer.iterations) == 2
-    moments = [v.numpy() for v in optimizer.variables if "momentum" in v.path or "velocity" in v.path]
-    restored = [v.numpy() for v in resumed.optimizer.variables if "momentum" in v.path or "velocity" in v.path]
+    def adam_moments(optimizer):
+        return [v.numpy() for v in optimizer.variables if "momentum" in v.path or "velocity" in v.path]
+
+    moments, restored = adam_moments(optimizer), adam_moments(resumed.optimizer)
     assert moments and len(moments) == len(restored)
     assert any(np.abs(m).max() > 0 for m in moments)
     for want, got in zip(moments, restored):

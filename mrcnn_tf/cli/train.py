@@ -25,8 +25,8 @@ FORMATS = ("auto", "lgg", "coco", "folder", "nifti")
 CONFIG_FLAGS = {
     "image_size": (None, "image_size"), "weights": ("backbone", "weights"), "norm": ("backbone", "norm"),
     "epochs": ("train", "epochs"), "steps_per_epoch": ("train", "steps_per_epoch"),
-    "batch_size": ("train", "batch_size"), "lr": ("train", "learning_rate"),
-    "optimizer": ("train", "optimizer"), "lr_schedule": ("train", "lr_schedule"), "warmup_steps": ("train", "warmup_steps"),
+    "batch_size": ("train", "batch_size"), "lr": ("train", "learning_rate"), "optimizer": ("train", "optimizer"),
+    "lr_schedule": ("train", "lr_schedule"), "warmup_steps": ("train", "warmup_steps"),
     "mixed_precision": ("train", "mixed_precision"), "jit_compile": ("runtime", "jit_compile"),
     "seed": ("train", "seed"), "split_ratios": ("train", "split_ratios"), "split_seed": ("train", "split_seed"),
     "augment": ("train", "augment"), "checkpoint_every": ("train", "checkpoint_every"),
