@@ -34,7 +34,8 @@ Choosing a lever (a setting of the preset) is done on the validation split, at e
 
 ``--set`` changes settings of the preset, ``--steps`` fixes the schedule's length (two runs sharing a machine train
 the same steps), ``--split val`` scores the validation split in ``RUN/val_report`` (the test split is not read), and
-``--tta`` scores with the test-time flip.
+``--tta`` scores with the test-time flip. A run is resumed by the same command, or by one without ``--set`` and
+``--steps``; a ``--set`` or ``--steps`` that differs from the run's own settings is refused, naming each.
 """
 import argparse
 import csv
@@ -73,6 +74,23 @@ def training_config(name, data_root, out_dir, minutes, settings=(), steps=None):
     if config.preset(name).fit_schedule:
         train_config = budget.plan_schedule(train_config, data_root, out_dir, minutes)
     return train_config
+
+
+def given_settings(train_config, settings=(), steps=None):
+    """What this command sets explicitly, as ``training.resumed_config`` checks it against a run being resumed
+    (``{"--flag ...": (section or None, field, value)}``, values as ``train_config`` has them): each ``--set``
+    key, and the epochs and epoch length that ``--steps`` fixes. A resumed run keeps its own settings, so a
+    command asking for others is refused rather than silently training the old recipe under the new name."""
+    given = {}
+    for assignment in settings:
+        path = assignment.partition("=")[0].strip().split(".")
+        section, field = (None, path[0]) if len(path) == 1 else path
+        value = getattr(train_config if section is None else getattr(train_config, section), field)
+        given[f"--set {'.'.join(path)}"] = (section, field, tuple(value) if isinstance(value, list) else value)
+    if steps is not None:
+        for field in budget.SCHEDULE_FIELDS:
+            given[f"--steps {steps} (train.{field})"] = ("train", field, getattr(train_config.train, field))
+    return given
 
 
 def read_json(path):
@@ -130,7 +148,7 @@ def run(args):
     started = time.time()
     train_config = training_config(args.preset, args.data, args.out, args.minutes, args.set, args.steps)
     training.train(train_config, args.data, args.out, num_predictions=0, validation_report=False,
-                   export=False, minutes=args.minutes)
+                   export=False, minutes=args.minutes, given=given_settings(train_config, args.set, args.steps))
     trained_at = time.time()
     history = read_columns(runs.path(args.out, runs.HISTORY_FILE))
     steps = read_columns(runs.path(args.out, runs.STEPS_FILE))

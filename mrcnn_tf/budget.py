@@ -23,6 +23,9 @@ from mrcnn_tf.data.splits import spread_indices
 # ones (a busier machine, slices with more tumours).
 SCHEDULE_MARGIN = 0.95
 
+# The ``train`` fields a schedule of N steps sets (:func:`fit_steps`): a resumed run checks a given budget by them.
+SCHEDULE_FIELDS = ("epochs", "steps_per_epoch")
+
 
 def fit_schedule(config, minutes, step_seconds, margin=SCHEDULE_MARGIN):
     """``config`` with the steps that ``margin`` of ``minutes`` holds at ``step_seconds`` a step, in its epochs
@@ -37,7 +40,7 @@ def fit_steps(config, steps):
     times the validations."""
     steps = max(int(steps), 1)
     epochs = min(max(config.train.epochs, 1), steps)
-    return config.replace(train={"epochs": epochs, "steps_per_epoch": steps // epochs})
+    return config.replace(train=dict(zip(SCHEDULE_FIELDS, (epochs, steps // epochs))))
 
 
 def measure_step_seconds(config, data_root, data_format="auto", skip_bad=False, steps=20, warmup=3, slices=64):

@@ -141,8 +141,9 @@ EXTENDABLE = {("train", "epochs")}
 
 def resumed_config(out_dir, run_config, given):
     """The run's configuration for resuming, with the settings in ``given`` (``{flag: (section or None, field,
-    value)}``, the command line's explicit ones) applied where that is safe (:data:`EXTENDABLE`, to a larger
-    value); ConfigError naming each other flag that differs, the run's value and the given one."""
+    value)}``, the command line's explicit ones, each keyed by the flag as its user wrote it, e.g. ``"--lr"``)
+    applied where that is safe (:data:`EXTENDABLE`, to a larger value); ConfigError naming each other flag that
+    differs, the run's value and the given one."""
     changes, differ = {}, []
     for flag, (section, field, value) in (given or {}).items():
         current = getattr(run_config if section is None else getattr(run_config, section), field)
@@ -151,7 +152,7 @@ def resumed_config(out_dir, run_config, given):
         if (section, field) in EXTENDABLE and value > current:
             changes.setdefault(section, {})[field] = value
             continue
-        differ.append(f"--{flag.replace('_', '-')}: the run has {current!r}, given {value!r}")
+        differ.append(f"{flag}: the run has {current!r}, given {value!r}")
     if differ:
         raise ConfigError(f"{out_dir} is a run to resume, with its own settings; these flags differ from them: "
                           + "; ".join(differ) + ". Drop them to resume, or start a new run in another --out")

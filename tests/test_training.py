@@ -62,15 +62,15 @@ def test_adamw_follows_the_schedule_trains_and_resumes_with_its_moments(tmp_path
         np.testing.assert_array_equal(got, want)
 
 
-GIVEN = {"epochs": ("train", "epochs", 60), "lr": ("train", "learning_rate", 0.001)}
+GIVEN = {"--epochs": ("train", "epochs", 60), "--lr": ("train", "learning_rate", 0.001)}
 
 
 def test_resume_extends_epochs_and_names_every_other_flag_that_differs():
     run_config = tiny_config(train={"epochs": 30, "learning_rate": 0.001})
     assert training.resumed_config("RUN", run_config, GIVEN).train.epochs == 60  # more epochs: applied
     assert training.resumed_config("RUN", run_config, {}) == run_config
-    given = {"epochs": ("train", "epochs", 2), "lr": ("train", "learning_rate", 0.5),
-             "image_size": (None, "image_size", 128), "split_seed": ("train", "split_seed", 7)}
+    given = {"--epochs": ("train", "epochs", 2), "--lr": ("train", "learning_rate", 0.5),
+             "--image-size": (None, "image_size", 128), "--split-seed": ("train", "split_seed", 7)}
     with pytest.raises(ConfigError) as error:
         training.resumed_config("RUN", run_config, given)
     message = str(error.value)

@@ -161,13 +161,14 @@ def config_from_args(args):
 
 
 def given_flags(args):
-    """The configuration flags given on the command line: ``{flag: (section or None, field, value)}``. A resumed
-    run checks them against its own settings (``training.resumed_config``); --preset and --config only start runs."""
+    """The configuration flags given on the command line: ``{"--flag": (section or None, field, value)}``. A
+    resumed run checks them against its own settings (``training.resumed_config``); --preset and --config only
+    start runs."""
     given = {}
     for flag, (section, field) in CONFIG_FLAGS.items():
         value = getattr(args, flag)
         if value is not None:
-            given[flag] = (section, field, tuple(value) if isinstance(value, list) else value)
+            given["--" + flag.replace("_", "-")] = (section, field, tuple(value) if isinstance(value, list) else value)
     return given
 
 

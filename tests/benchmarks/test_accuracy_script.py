@@ -145,8 +145,13 @@ def test_csv_columns_read_na_as_nan(accuracy, tmp_path):
 
 
 def test_a_lever_run_takes_settings_a_step_budget_and_scores_validation(accuracy, tmp_path, monkeypatch):
+    from mrcnn_tf import training
+
     trained, scored = fake_run(accuracy, monkeypatch, tmp_path, "best",
                                lambda *args: pytest.fail("--steps plans no schedule"))
+    given = []
+    monkeypatch.setattr(training, "train", lambda config, *args, **kwargs: trained.append(config)
+                        or given.append(kwargs["given"]))
     assert accuracy.main(["--data", "data", "--out", str(tmp_path), "--steps", "3000", "--split", "val", "--tta",
                           "--set", "roi.mask_rois_per_image=8", "--set", "train.seed=1"]) == 0
     train = trained[0].train
@@ -157,6 +162,33 @@ def test_a_lever_run_takes_settings_a_step_budget_and_scores_validation(accuracy
     summary = json.loads((tmp_path / "accuracy.json").read_text())
     assert summary["split"] == "val" and summary["val"]["f1"] == 0.847 and "test" not in summary
     assert summary["settings"] == ["roi.mask_rois_per_image=8", "train.seed=1"] and summary["steps_budget"] == 3000
+    assert given == [accuracy.given_settings(trained[0], ["roi.mask_rois_per_image=8", "train.seed=1"], 3000)]
+
+
+def test_a_resumed_run_refuses_other_settings_or_steps_naming_each(accuracy):
+    from mrcnn_tf import training
+    from mrcnn_tf.config import ConfigError
+
+    settings = ["train.learning_rate=0.02", "roi.mask_rois_per_image=8"]
+    run_config = accuracy.training_config("best", "data", "out", None, settings, steps=3000)
+    given = accuracy.given_settings(run_config, settings, 3000)
+    assert given["--set train.learning_rate"] == ("train", "learning_rate", 0.02)
+    epoch_steps = 3000 // run_config.train.epochs
+    assert given["--steps 3000 (train.steps_per_epoch)"] == ("train", "steps_per_epoch", epoch_steps)
+    assert training.resumed_config("RUN", run_config, given) == run_config  # the same command resumes
+    assert training.resumed_config("RUN", run_config, {}) == run_config  # so does one without --set and --steps
+
+    other = ["train.learning_rate=0.01", "roi.mask_rois_per_image=8", "image_size=320"]
+    asked = accuracy.training_config("best", "data", "out", None, other, steps=6000)
+    with pytest.raises(ConfigError) as error:
+        training.resumed_config("RUN", run_config, accuracy.given_settings(asked, other, 6000))
+    message = str(error.value)
+    for part in ("--set train.learning_rate: the run has 0.02, given 0.01",
+                 f"--set image_size: the run has {run_config.image_size}, given 320",
+                 f"--steps 6000 (train.steps_per_epoch): the run has {run_config.train.steps_per_epoch}, given "
+                 f"{asked.train.steps_per_epoch}"):
+        assert part in message
+    assert "mask_rois_per_image" not in message  # the setting that agrees is not named
 
 
 def test_an_unknown_setting_is_refused_naming_it(accuracy, tmp_path, capsys):
