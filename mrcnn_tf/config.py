@@ -138,6 +138,7 @@ class InferenceConfig:
 
 
 OPTIMIZERS = ("sgd", "adamw")  # train.optimizer's choices (training.make_optimizer)
+LR_SCHEDULES = ("constant", "cosine")  # train.lr_schedule's choices (schedules.WarmupSchedule)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,6 +331,9 @@ class Config:
             )
         if self.train.optimizer not in OPTIMIZERS:
             raise ConfigError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.train.optimizer!r}")
+        if self.train.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.train.lr_schedule!r}")
         if self.train.keep_checkpoints < 1:
             raise ConfigError(f"train.keep_checkpoints must be at least 1, got {self.train.keep_checkpoints}")
         crop = self.train.crop_size

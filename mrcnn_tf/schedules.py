@@ -8,6 +8,8 @@ import math
 import keras
 import tensorflow as tf
 
+from mrcnn_tf.config import LR_SCHEDULES
+
 
 @keras.saving.register_keras_serializable(package="mrcnn_tf")
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -15,8 +17,8 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     ``total_steps``."""
 
     def __init__(self, base_rate, warmup_steps, total_steps, decay="constant"):
-        if decay not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {decay!r}")
+        if decay not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {decay!r}")
         self.base_rate = float(base_rate)
         self.warmup_steps = int(warmup_steps)
         self.total_steps = int(total_steps)

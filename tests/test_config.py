@@ -240,3 +240,10 @@ def test_the_optimizer_is_sgd_or_adamw():
     assert Config().with_settings(["train.optimizer=adamw"]).train.optimizer == "adamw"
     with pytest.raises(ConfigError, match="train.optimizer must be one of sgd, adamw, got 'adam'"):
         Config().replace(train={"optimizer": "adam"})
+
+
+def test_the_lr_schedule_is_constant_or_cosine():
+    assert Config().train.lr_schedule == "constant"
+    assert Config().with_settings(["train.lr_schedule=cosine"]).train.lr_schedule == "cosine"
+    with pytest.raises(ConfigError, match="train.lr_schedule must be one of constant, cosine, got 'step'"):
+        Config().with_settings(["train.lr_schedule=step"])

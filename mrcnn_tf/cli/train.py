@@ -15,7 +15,7 @@ import sys
 
 
 from mrcnn_tf import config as config_lib  # noqa: E402
-from mrcnn_tf.config import OPTIMIZERS, Config  # noqa: E402
+from mrcnn_tf.config import LR_SCHEDULES, OPTIMIZERS, Config  # noqa: E402
 from mrcnn_tf.cli import logs  # noqa: E402
 from mrcnn_tf.errors import ConfigError, run_command  # noqa: E402
 
@@ -114,7 +114,7 @@ def parse_args(argv):
     g.add_argument("--lr", type=float, help=f"learning rate (default {d.train.learning_rate})")
     g.add_argument("--optimizer", choices=OPTIMIZERS,
                    help="sgd: SGD with momentum (the default, the paper's); adamw: Adam with decoupled weight decay")
-    g.add_argument("--lr-schedule", choices=("constant", "cosine"), help="after the warm-up (default constant)")
+    g.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="after the warm-up (default constant)")
     g.add_argument("--warmup-steps", type=int, help=f"default {d.train.warmup_steps}")
     g.add_argument("--mixed-precision", action="store_const", const=True, help="mixed_float16 (GPUs; slow on CPU)")
     g.add_argument("--jit-compile", action="store_const", const=True, help="compile the train step with XLA")
