@@ -35,10 +35,13 @@ Choosing a lever (a setting of the preset) is done on the validation split, at e
 ``--set`` changes settings of the preset, ``--steps`` fixes the schedule's length (two runs sharing a machine train
 the same steps), ``--split val`` scores the validation split in ``RUN/val_report`` (the test split is not read), and
 ``--tta`` scores with the test-time flip. A run is resumed by the same command, or by one without ``--set`` and
-``--steps``; a ``--set`` or ``--steps`` that differs from the run's own settings is refused, naming each.
+``--steps``; a ``--set`` or ``--steps`` that differs from the run's own settings is refused, naming each, except
+more epochs (``--set train.epochs=N``), which extend it. The epoch length cannot be set where ``--steps`` or the
+budget sizes the schedule (``budget.overridden_settings``).
 """
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import sys
@@ -67,8 +70,14 @@ def training_config(name, data_root, out_dir, minutes, settings=(), steps=None):
     """The configuration to train for the preset ``name``: its changes over the package defaults, then
     ``settings`` (``"section.key=value"`` strings, :meth:`config.Config.with_settings`), with a schedule of
     ``steps`` steps when given, else sized to ``minutes`` when the preset asks for it (``Preset.fit_schedule``;
-    a resumed run keeps its own)."""
+    a resumed run keeps its own). ConfigError for a setting the sizing would override
+    (``budget.overridden_settings``)."""
     train_config = config.Config.from_preset(name).with_settings(settings)
+    sized = steps is not None or (config.preset(name).fit_schedule and minutes is not None)
+    fixed = budget.overridden_settings(settings)
+    if sized and fixed:  # it would be overridden, then recorded as asked and refused when the run resumes
+        raise config.ConfigError(f"--set {fixed[0]}: the schedule's length comes from --steps, or from --minutes "
+                                 f"for the preset {name!r}; drop it")
     if steps is not None:
         return budget.fit_steps(train_config, steps)
     if config.preset(name).fit_schedule:
@@ -91,6 +100,30 @@ def given_settings(train_config, settings=(), steps=None):
         for field in budget.SCHEDULE_FIELDS:
             given[f"--steps {steps} (train.{field})"] = ("train", field, getattr(train_config.train, field))
     return given
+
+
+def run_settings(run_config, name):
+    """The settings of ``run_config`` that differ from the preset ``name``'s, as ``--set`` takes them
+    (``"section.key=value"``), leaving out the schedule's length (``budget.SCHEDULE_FIELDS``) and the class names
+    (the dataset's): what the run changed, whichever sitting's command gave it."""
+    preset = config.Config.from_preset(name)
+    changed = []
+    for field in dataclasses.fields(run_config):
+        mine, preset_value = getattr(run_config, field.name), getattr(preset, field.name)
+        if not dataclasses.is_dataclass(mine):
+            if field.name != "class_names" and mine != preset_value:
+                changed.append(f"{field.name}={_setting_text(mine)}")
+            continue
+        for key in dataclasses.fields(mine):
+            if field.name == "train" and key.name in budget.SCHEDULE_FIELDS:
+                continue
+            if getattr(mine, key.name) != getattr(preset_value, key.name):
+                changed.append(f"{field.name}.{key.name}={_setting_text(getattr(mine, key.name))}")
+    return changed
+
+
+def _setting_text(value):
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def read_json(path):
@@ -161,9 +194,10 @@ def run(args):
                                    weights=weights, flip_tta=args.tta, **config.preset(args.preset).scoring)
     clock = read_json(runs.path(args.out, runs.TIME_FILE))
     train_seconds = None if clock is None else clock["train_seconds"]
-    run_config = read_json(runs.path(args.out, runs.CONFIG_FILE))  # a resumed run keeps its own
+    run_config = runs.read_config(args.out)  # a resumed run keeps its own
     summary = {
-        "preset": args.preset, "settings": list(args.set), "data": args.data, "minutes_budget": args.minutes,
+        "preset": args.preset, "settings": run_settings(run_config, args.preset), "data": args.data,
+        "minutes_budget": args.minutes,
         "steps_budget": args.steps, "weights": weights, "flip_tta": args.tta,
         "train_minutes": None if train_seconds is None else round(train_seconds / 60, 1),
         "steps": int(steps["step"][-1]), "best": best, "split": args.split, args.split: summarise(report),
@@ -171,7 +205,7 @@ def run(args):
         "score_threshold_chosen_on_val": report["source"].get("score_threshold_chosen_on_val"),
         "this_sitting_wall_minutes": {"training": round((trained_at - started) / 60, 1),
                                       "report": round((time.time() - trained_at) / 60, 1)},
-        "train_settings": run_config["train"],
+        "train_settings": read_json(runs.path(args.out, runs.CONFIG_FILE))["train"],
         "schedule_sized_to_budget": read_json(runs.path(args.out, runs.SCHEDULE_FILE)),
     }
     with open(os.path.join(args.out, "accuracy.json"), "w") as f:

@@ -43,6 +43,12 @@ def fit_steps(config, steps):
     return config.replace(train=dict(zip(SCHEDULE_FIELDS, (epochs, steps // epochs))))
 
 
+def overridden_settings(settings):
+    """The ``"section.key=value"`` strings among ``settings`` that :func:`fit_steps` overrides: those of the epoch
+    length (the number of epochs stays the one given)."""
+    return [s for s in settings if s.partition("=")[0].strip() == f"train.{SCHEDULE_FIELDS[1]}"]
+
+
 def measure_step_seconds(config, data_root, data_format="auto", skip_bad=False, steps=20, warmup=3, slices=64):
     """The median seconds of a train step of ``config`` as ``model.fit`` runs it (on the default strategy), on
     ``slices`` slices spread over the dataset at ``data_root``, after ``warmup`` steps. Real slices, not a

@@ -158,7 +158,7 @@ class TrainConfig:
     seed: int = 0
     split_ratios: tuple = (0.7, 0.2, 0.1)
     split_seed: int = 0
-    lr_schedule: str = "constant"  # "constant" (the paper) or "cosine" (decays to 0 at the last step)
+    lr_schedule: str = "constant"  # LR_SCHEDULES: the paper's constant, or cosine (decays to 0 at the last step)
     warmup_steps: int = 100  # linear warm-up from 0: from-scratch training diverges without it
     checkpoint_every: int = 50  # steps between resumable checkpoints (and at every epoch end)
     keep_checkpoints: int = 1  # resumable checkpoints kept in RUN/state (each holds weights and optimizer state)

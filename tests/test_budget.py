@@ -30,6 +30,13 @@ def test_fit_schedule_fills_the_budget_in_the_configured_epochs():
     assert (tiny.train.epochs, tiny.train.steps_per_epoch) == (1, 1)
 
 
+def test_the_settings_a_sized_schedule_overrides_are_the_epoch_lengths():
+    settings = ["train.steps_per_epoch=500", "train.epochs=8", " train.steps_per_epoch = 9", "roi.steps_per_epoch=1"]
+    assert budget.overridden_settings(settings) == ["train.steps_per_epoch=500", " train.steps_per_epoch = 9"]
+    sized = budget.fit_steps(COSINE.with_settings(settings[:2]), 4800)
+    assert (sized.train.epochs, sized.train.steps_per_epoch) == (8, 600)  # the epochs given, the length sized
+
+
 def test_plan_schedule_measures_only_a_new_budgeted_decaying_run(measured, tmp_path):
     run = str(tmp_path / "run")
     assert budget.plan_schedule(COSINE, "DATA", run, None) is COSINE  # no budget

@@ -90,7 +90,8 @@ def fake_run(accuracy, monkeypatch, tmp_path, preset, plan_schedule):
 
     trained, scored = [], []
     monkeypatch.setattr(accuracy.budget, "plan_schedule", plan_schedule)
-    monkeypatch.setattr(training, "train", lambda config, *args, **kwargs: trained.append(config))
+    monkeypatch.setattr(training, "train", lambda config, data, out, **kwargs: trained.append(config)
+                        or runs.write_config(out, config))
     monkeypatch.setattr(plots, "plot_learning_curve", lambda *args: None)
     monkeypatch.setattr(commands, "evaluate_run", lambda *args, **kwargs: scored.append((args, kwargs)) or REPORT)
     (tmp_path / runs.HISTORY_FILE).write_text("epoch,step\n0,10\n")
@@ -145,13 +146,13 @@ def test_csv_columns_read_na_as_nan(accuracy, tmp_path):
 
 
 def test_a_lever_run_takes_settings_a_step_budget_and_scores_validation(accuracy, tmp_path, monkeypatch):
-    from mrcnn_tf import training
+    from mrcnn_tf import runs, training
 
     trained, scored = fake_run(accuracy, monkeypatch, tmp_path, "best",
                                lambda *args: pytest.fail("--steps plans no schedule"))
     given = []
-    monkeypatch.setattr(training, "train", lambda config, *args, **kwargs: trained.append(config)
-                        or given.append(kwargs["given"]))
+    monkeypatch.setattr(training, "train", lambda config, data, out, **kwargs: trained.append(config)
+                        or given.append(kwargs["given"]) or runs.write_config(out, config))
     assert accuracy.main(["--data", "data", "--out", str(tmp_path), "--steps", "3000", "--split", "val", "--tta",
                           "--set", "roi.mask_rois_per_image=8", "--set", "train.seed=1"]) == 0
     train = trained[0].train
@@ -189,6 +190,30 @@ def test_a_resumed_run_refuses_other_settings_or_steps_naming_each(accuracy):
                  f"{asked.train.steps_per_epoch}"):
         assert part in message
     assert "mask_rois_per_image" not in message  # the setting that agrees is not named
+
+
+def test_the_summary_records_the_runs_own_settings_when_resumed_without_them(accuracy, tmp_path, monkeypatch):
+    from mrcnn_tf import runs, training
+
+    trained, _ = fake_run(accuracy, monkeypatch, tmp_path, "best", lambda config, *args: config)
+    run_config = accuracy.training_config("best", "data", "out", None, ["train.optimizer=adamw", "image_size=320",
+                                                                         "train.epochs=8"], steps=3000)
+    runs.write_config(str(tmp_path), run_config.replace(class_names=("tumour",)))
+    monkeypatch.setattr(training, "train", lambda config, *args, **kwargs: trained.append(config))  # resumes
+    assert accuracy.main(["--data", "data", "--out", str(tmp_path), "--split", "val"]) == 0
+    summary = json.loads((tmp_path / "accuracy.json").read_text())
+    assert summary["settings"] == ["image_size=320", "train.optimizer=adamw"]  # not the schedule, not the classes
+    assert summary["train_settings"]["epochs"] * summary["train_settings"]["steps_per_epoch"] == 3000
+    assert accuracy.run_settings(config_lib.Config.from_preset("best"), "best") == []
+    assert accuracy.run_settings(config_lib.Config.from_preset("best"), "paper") != []
+
+
+@pytest.mark.parametrize("flags", [["--steps", "3000"], ["--minutes", "20"]])
+def test_the_epoch_length_cannot_be_set_where_the_schedule_is_sized(accuracy, tmp_path, capsys, flags):
+    assert accuracy.main(["--data", "d", "--out", str(tmp_path), "--set", "train.steps_per_epoch=500"] + flags) == 2
+    error = capsys.readouterr().err
+    assert "--set train.steps_per_epoch=500" in error and "--steps" in error
+    assert accuracy.training_config("paper", "d", "o", 20, ["train.steps_per_epoch=500"]).train.steps_per_epoch == 500
 
 
 def test_an_unknown_setting_is_refused_naming_it(accuracy, tmp_path, capsys):

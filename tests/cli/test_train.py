@@ -63,6 +63,12 @@ def test_optimizer_flag_picks_adamw():
     assert config_of().train.optimizer == "sgd"
 
 
+def test_given_flags_are_keyed_as_written_for_a_resumed_run_to_name_them():
+    args = train_cli.parse_args(REQUIRED + ["--lr-schedule", "cosine", "--image-size", "128"])
+    assert train_cli.given_flags(args) == {"--lr-schedule": ("train", "lr_schedule", "cosine"),
+                                           "--image-size": (None, "image_size", 128)}
+
+
 def test_a_flag_overrides_the_preset_and_keeps_the_rest_of_it():
     config = config_of("--preset", "best", "--lr", "0.005", "--epochs", "3")
     assert (config.train.learning_rate, config.train.epochs) == (0.005, 3)
