@@ -216,11 +216,11 @@ def run(args):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="dataset root (e.g. ../shared/data/lgg)")
+    p.add_argument("--data", required=True, help="the dataset (e.g. the LGG download's kaggle_3m folder)")
     p.add_argument("--out", required=True, help="run folder (rerun the same command to resume)")
     p.add_argument("--preset", choices=sorted(config.PRESETS), default="best",
                    help="the package's training recipe (mrcnn_tf.config.PRESETS)")
-    p.add_argument("--minutes", type=float, default=None, help="training time budget (wall clock, all sittings)")
+    p.add_argument("--minutes", type=float, default=None, help="budget of train-step minutes, over all sittings of the run")
     p.add_argument("--steps", type=int, default=None,
                    help="a schedule of this many train steps instead of one sized to --minutes (a budget that a "
                         "busy machine does not change: levers compared at equal minutes on a quiet machine get "

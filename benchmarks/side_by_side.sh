@@ -4,7 +4,8 @@
 # Each round runs torchvision's script, ours with GroupNorm and ours with frozen BatchNorm (about 9 minutes here),
 # torchvision first in odd rounds and last in even ones, so that a machine slowing down or speeding up during the
 # run does not favour either side. Prints every JSON line, each round's ratios, and with several rounds the median
-# of the rounds' ratios. Stops at the first run that fails.
+# of the rounds' ratios. Stops at the first run that fails. PEER_SCRIPT names the script that times torchvision
+# (docs/performance.md says what it prints); without it, the project's own, beside the checkout.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 python=${PYTHON:-python}
@@ -17,11 +18,18 @@ if [[ ${1:-} == --rounds ]]; then
   fi
   shift 2
 fi
+peer_script=${PEER_SCRIPT:-$here/../../shared/bench/peer_torchvision.sh}
+if [[ ! -f $peer_script ]]; then
+  echo "side_by_side.sh: torchvision's timing script $peer_script not found: set PEER_SCRIPT to a script that" \
+    "times torchvision's Mask R-CNN and prints one JSON line with train_step_ms and inference_ms" \
+    "(docs/performance.md, How to measure)" >&2
+  exit 2
+fi
 lines=$(mktemp)
 trap 'rm -f "$lines"' EXIT
 peer() {
   local out
-  out=$(bash "${PEER_SCRIPT:-$here/../../shared/bench/peer_torchvision.sh}" --image-size 256 --batch-size 1 "$@")
+  out=$(bash "$peer_script" --image-size 256 --batch-size 1 "$@")
   echo "peer $out" >> "$lines"
 }
 ours() {

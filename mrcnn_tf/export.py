@@ -130,9 +130,9 @@ def export_model(model, base_dir, version=None, source=None):
     return version_dir
 
 
-def export_run(run_dir, base_dir, weights="last", version=None, score_threshold=None, nms_iou=None,
+def export_run(run_dir, base_dir, weights="final", version=None, score_threshold=None, nms_iou=None,
                max_detections=None, max_input_pixels=None, flip_tta=None):
-    """Export a run folder's ``weights`` (``"last"``, ``"best"`` or a ``.weights.h5`` path) to
+    """Export a run folder's ``weights`` (``"final"``, ``"best"`` or a ``.weights.h5`` path) to
     ``base_dir/<version>/``, with the run's inference settings or those given. Returns the version folder."""
     given = {"score_threshold": score_threshold, "nms_iou": nms_iou, "max_detections": max_detections,
              "max_input_pixels": max_input_pixels, "flip_tta": flip_tta}

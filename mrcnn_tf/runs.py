@@ -50,7 +50,7 @@ PREDICTIONS_DIR = "predictions"
 VAL_REPORT_DIR = "val_report"
 MARKER_FILE = ".mrcnn_run"
 LOCK_FILE = ".lock"
-WEIGHTS = {"final": WEIGHTS_FILE, "last": WEIGHTS_FILE, "best": BEST_WEIGHTS_FILE}  # "last" = "final"
+WEIGHTS = {"final": WEIGHTS_FILE, "last": WEIGHTS_FILE, "best": BEST_WEIGHTS_FILE}  # "last": an older name
 
 
 def path(run_dir, name):

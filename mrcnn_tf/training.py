@@ -178,7 +178,7 @@ def export_final(model, out_dir):
         with open(os.path.join(latest, EXPORT_FILE)) as f:
             if json.load(f).get("source", {}).get("step") == step:
                 return latest
-    return export_model(model, base, source={"run": os.path.abspath(out_dir), "weights": "last", "step": step})
+    return export_model(model, base, source={"run": os.path.abspath(out_dir), "weights": "final", "step": step})
 
 
 def restore_latest(model, manager):

@@ -113,7 +113,7 @@ def test_export_json_documents_the_baked_in_settings(exported):
     assert settings["flip_tta"] is False  # mrcnn-export --tta bakes the flip in:
     assert export.export_settings(exported[0].config.replace(inference={"flip_tta": True}))["flip_tta"] is True
     assert set(settings["signatures"]) == {export.SIGNATURE, export.ENCODED_SIGNATURE}
-    assert settings["source"]["weights"] == "last" and settings["source"]["run"].endswith("run")
+    assert settings["source"]["weights"] == "final" and settings["source"]["run"].endswith("run")
 
 
 # The package is installed (pip install -e .): a folder first on PYTHONPATH holds an mrcnn_tf that refuses to

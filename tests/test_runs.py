@@ -85,7 +85,7 @@ def test_weights_path_names_what_is_missing(tmp_path, saved_run):
     run_dir = saved_run[0]
     assert runs.weights_path(run_dir) == os.path.join(run_dir, "model.weights.h5")
     assert runs.weights_path(run_dir, "best") == os.path.join(run_dir, "best.weights.h5")
-    assert runs.weights_path(run_dir, "last") == runs.weights_path(run_dir)  # the export's word for final
+    assert runs.weights_path(run_dir, "last") == runs.weights_path(run_dir)  # an older name for final
     with pytest.raises(ConfigError, match="weights must be 'final', 'last', 'best' or a .weights.h5 file, got 'x'"):
         runs.weights_path(run_dir, "x")
     elsewhere = runs.weights_path(run_dir, "best")

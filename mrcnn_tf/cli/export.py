@@ -16,8 +16,9 @@ def parse_args(argv):
     p.add_argument("--run", required=True, help="run folder (config.json + its weights)")
     p.add_argument("--out", required=True, help="export base folder: the export goes to OUT/<version>/")
     p.add_argument("--version", type=positive_int, help="the version folder's number (default: the next free one)")
-    p.add_argument("--weights", default="last",
-                   help="last (the final weights, default), best (by validation mask AP50) or a .weights.h5 path")
+    p.add_argument("--weights", default="final",
+                   help="final (the run's final weights, default; 'last' is the same), best (by validation mask "
+                        "AP50) or a .weights.h5 path")
     p.add_argument("--score-threshold", type=fraction,
                    help="detections scoring below it are dropped (default: the run's, 0.05)")
     p.add_argument("--nms-iou", type=fraction, help="per-class NMS overlap (default: the run's, 0.5)")

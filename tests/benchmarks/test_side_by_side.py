@@ -81,7 +81,7 @@ print(json.dumps({{"train_step_ms": 1000 if norm == "gn" else 800, "inference_ms
 """
 
 
-def _run_script(tmp_path, args, fail=()):
+def _run_script(tmp_path, args, fail=(), peer_script=None):
     """``side_by_side.sh args`` with fake scripts for torchvision's and ``speed.py``, which log their arguments:
     ``(completed process, logged lines)``."""
     log, bench = tmp_path / "order.log", tmp_path / "benchmarks"
@@ -92,7 +92,7 @@ def _run_script(tmp_path, args, fail=()):
     (bench / "speed.py").write_text(SPEED.format(log=str(log), fail=tuple(fail)))
     peer = tmp_path / "peer.sh"
     peer.write_text(PEER.format(log=log, count=tmp_path / "count"))
-    env = {**os.environ, "PYTHON": sys.executable, "PEER_SCRIPT": str(peer)}
+    env = {**os.environ, "PYTHON": sys.executable, "PEER_SCRIPT": peer_script or str(peer)}
     result = subprocess.run(["bash", str(bench / "side_by_side.sh")] + args, env=env, capture_output=True, text=True)
     return result, log.read_text().splitlines() if log.exists() else []
 
@@ -124,4 +124,11 @@ def test_the_script_stops_at_a_failed_run(tmp_path):
 def test_the_script_refuses_a_bad_round_count(tmp_path, rounds):
     result, logged = _run_script(tmp_path, ["--rounds"] + ([rounds] if rounds else []))
     assert result.returncode == 2 and "--rounds takes a positive whole number" in result.stderr
+    assert logged == []
+
+
+def test_the_script_names_a_missing_torchvision_script_before_running_anything(tmp_path):
+    missing = str(tmp_path / "no_peer.sh")
+    result, logged = _run_script(tmp_path, ["--steps", "1"], peer_script=missing)
+    assert result.returncode == 2 and missing in result.stderr and "PEER_SCRIPT" in result.stderr
     assert logged == []

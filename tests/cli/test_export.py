@@ -15,7 +15,7 @@ def test_main_exports_the_run_and_names_the_folder(monkeypatch, capsys):
     assert export_cli.main(["--run", "runs/lgg", "--out", "exports/lgg"]) == 0
     assert export_cli.main(["--run", "r", "--out", "e", "--weights", "best", "--version", "7", "--score-threshold",
                             "0.5", "--nms-iou", "0.4", "--max-detections", "5", "--tta", "-q"]) == 0
-    assert calls == [("runs/lgg", "exports/lgg", "last", None, None, None, None, None, None),
+    assert calls == [("runs/lgg", "exports/lgg", "final", None, None, None, None, None, None),
                      ("r", "e", "best", 7, 0.5, 0.4, 5, None, True)]
     assert capsys.readouterr().out == f"SavedModel written to {os.path.join('exports/lgg', '3')}\n"  # -q: silent
 
