@@ -42,3 +42,13 @@ class StagedFiles:
                 if os.path.exists(temporary):
                     os.remove(temporary)
         return False
+
+
+def write_texts(folder, texts):
+    """Write each ``{name: text}`` of ``texts`` into ``folder``, all or none (:class:`StagedFiles`); returns their
+    paths, in order."""
+    with StagedFiles(folder) as stage:
+        for name, text in texts.items():
+            with open(stage.path(name), "w") as f:
+                f.write(text)
+    return [os.path.join(folder, name) for name in texts]

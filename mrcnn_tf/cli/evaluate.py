@@ -4,6 +4,7 @@
     mrcnn-evaluate --model runs/brats --data DATA/brats --split test --out reports/brats --slices all
     mrcnn-evaluate --ground-truth GT.json --detections RESULTS.json --out reports/theirs
     mrcnn-evaluate --from-counts 15 1 2 7
+    mrcnn-evaluate --compare reports/a reports/b --out reports/b_against_a
 """
 import argparse
 import sys
@@ -32,6 +33,10 @@ def parse_args(argv):
                                       "base folder or one version folder), scored as it is served")
     mode.add_argument("--ground-truth", help="COCO ground-truth json (with --detections)")
     mode.add_argument("--from-counts", type=int, nargs=4, metavar=("TP", "FP", "FN", "TN"))
+    mode.add_argument("--compare", nargs=2, metavar=("REPORT_A", "REPORT_B"),
+                      help="two report folders of the same images: each figure of A and B and B - A with a paired "
+                           "bootstrap interval over patients (compare.json, compare.md in --out; --data gives "
+                           "patient ids that older reports lack)")
     p.add_argument("--data", help="dataset (any format train.py reads), with --model; on NIfTI volumes the report "
                                   "adds the volume figures (volume_report.json, volume_report.md)")
     p.add_argument("--format", default="auto", choices=FORMATS)
@@ -59,6 +64,8 @@ def parse_args(argv):
         p.error("--model needs --data and --out")
     if args.ground_truth and not (args.detections and args.out):
         p.error("--ground-truth needs --detections and --out")
+    if args.compare and not args.out:
+        p.error("--compare needs --out")
     if args.score_threshold == "val" and not args.model:
         p.error("--score-threshold val needs --model (a run with a validation split)")
     if args.tta and not args.model:
@@ -83,6 +90,11 @@ def main(argv=None):
                                          data_format=args.format, weights=args.weights,
                                          min_precision=args.min_precision or 0.0, splits_file=args.splits,
                                          data_settings=volume_flag_values(args), flip_tta=args.tta)
+    elif args.compare:
+        def run():
+            return commands.compare_report_folders(*args.compare, args.out, args.data, args.format)
+
+        return run_command(run, lambda _: f"comparison written to {args.out}", quiet=level == logs.QUIET)
     else:
         def run():
             return commands.evaluate_coco_files(args.ground_truth, args.detections, args.out, args.score_threshold)

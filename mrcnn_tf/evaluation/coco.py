@@ -59,13 +59,15 @@ def to_coco_ground_truth(records, category_name="tumour"):
 
     Each instance becomes one annotation of category 1 with ``bbox`` ``[x, y, w, h]`` from ``gt_boxes``, an RLE
     ``segmentation`` from ``gt_masks`` (none when ``gt_masks`` is None), ``area`` the mask's pixel count (the
-    box area without masks) and ``iscrowd`` from ``gt_crowd``. Raises ValueError on a repeated ``image_id``.
+    box area without masks) and ``iscrowd`` from ``gt_crowd``. An image of a record with a patient id carries it
+    as ``patient`` (a field COCO tools ignore), so that the file scores again by patient. Raises ValueError on a
+    repeated ``image_id``.
     """
     image_ids = [int(record.image_id) for record in records]
     if len(set(image_ids)) != len(image_ids):
         raise ValueError(f"image ids repeat across records: {sorted(image_ids)}")
-    images = [{"id": int(r.image_id), "file_name": r.file_name, "height": int(r.height), "width": int(r.width)}
-              for r in records]
+    images = [{"id": int(r.image_id), "file_name": r.file_name, "height": int(r.height), "width": int(r.width),
+               **({} if r.patient is None else {"patient": r.patient})} for r in records]
     annotations = []
     for record in records:
         # Ids start at 1: COCOeval stores the matched ground-truth id in a zero-initialised array, so a
@@ -171,7 +173,8 @@ def _figure(stat):
 def load_coco_ground_truth(path):
     """Read a COCO ground-truth file (e.g. an annotation tool's export) into records without detections.
 
-    Returns ``(records, category_names)``: one ImageRecord per image, in file order, with ``gt_boxes`` from
+    Returns ``(records, category_names)``: one ImageRecord per image, in file order, its patient the image's
+    ``patient`` field (:func:`to_coco_ground_truth`; None where absent), with ``gt_boxes`` from
     ``bbox``, ``gt_masks`` from polygon or RLE ``segmentation`` (None for every record when no annotation has
     one), ``gt_crowd`` from ``iscrowd`` (0 when absent); empty ``det_*`` arrays and ``det_masks`` None. Every
     category is merged into the tumour class; ``category_names`` lists the categories that annotations use,
@@ -203,7 +206,9 @@ def _ground_truth_record(path, image, annotations, with_masks):
                                                 annotation_name(annotation, image["id"]))
     boxes = xywh_to_yxyx([annotation["bbox"] for annotation in annotations])
     crowd = np.array([is_crowd(annotation) for annotation in annotations], bool)
-    return ImageRecord(image_id=image["id"], file_name=image["file_name"], patient=None, height=height,
+    patient = image.get("patient")
+    return ImageRecord(image_id=image["id"], file_name=image["file_name"],
+                       patient=None if patient is None else str(patient), height=height,
                        width=width, gt_boxes=boxes, gt_masks=masks, gt_crowd=crowd,
                        det_boxes=np.zeros((0, 4), np.float32), det_scores=np.zeros((0,), np.float32), det_masks=None)
 

@@ -113,6 +113,22 @@ def evaluate_coco_files(ground_truth, detections, out_dir, score_threshold=DEFAU
     return figures
 
 
+def compare_report_folders(folder_a, folder_b, out_dir, data_root=None, data_format="auto"):
+    """``evaluate.py --compare A B``: the figures of two report folders of the same images, and the paired
+    bootstrap interval of each difference (``evaluation.compare``), written as ``compare.json`` and ``compare.md``
+    into ``out_dir``. ``data_root``: the dataset the reports were scored on, for patient ids that the reports'
+    ground-truth files lack. Returns the comparison dict."""
+    from mrcnn_tf.evaluation import compare
+
+    a, b = compare.load_report(folder_a), compare.load_report(folder_b)  # both checked before the dataset is read
+    patients = None
+    if data_root is not None:
+        patients = compare.dataset_patients(readers.open_dataset(data_root, data_format, DataConfig()))
+    comparison = compare.compare_reports(a, b, patients)
+    compare.write_comparison(comparison, out_dir)
+    return comparison
+
+
 def counts_summary(tp, fp, fn, tn):
     """``evaluate.py --from-counts``: the image-level figures of a confusion matrix, as printable lines."""
     figures = confusion.metrics_from_counts(tp, fp, fn, tn)

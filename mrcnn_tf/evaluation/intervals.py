@@ -157,6 +157,20 @@ def f1_samples(unit_cells, weights):
     return np.where(defined, f1, np.nan)
 
 
+def proportion_samples(unit_cells, weights, name):
+    """A proportion of :data:`PROPORTIONS` (``"precision"``, ...) of each resample's pooled confusion cells.
+
+    Args:
+      unit_cells: ``[U, 4]`` cells per unit, columns in ``confusion.CELLS`` order. weights: ``[B, U]``.
+    Returns:
+      ``[B]`` float64; NaN where the denominator is 0.
+    """
+    cell, denominator = PROPORTIONS[name]
+    counts = {c: weights @ unit_cells[:, confusion.CELLS.index(c)] for c in (cell,) + denominator}  # [B] each
+    total = sum(counts[c] for c in denominator)
+    return np.divide(counts[cell], total, out=np.full(len(weights), np.nan), where=total > 0)
+
+
 def mean_samples(unit_values, weights):
     """The mean of per-unit values over each resample's drawn units (a unit counted as often as it is drawn).
 
@@ -265,7 +279,7 @@ def bootstrap_figure(value, samples, confidence=CONFIDENCE):
                 undefined_resamples=int(len(samples) - len(defined)))
 
 
-def _dice_per_unit(per_patient_dice, records, units, n_units):
+def dice_per_unit(per_patient_dice, records, units, n_units):
     """``[U]`` float64: each unit's Dice from ``dice_summary``'s per-patient dict (NaN where None)."""
     values = np.full(n_units, np.nan)
     for record, unit in zip(records, units):
@@ -305,7 +319,7 @@ def report_intervals(records, figures, per_patient_dice=None, resamples=RESAMPLE
 
     dice_value = figures["dice"]["per_patient_mean"]
     dice_samples = ([] if per_patient_dice is None or dice_value is None else
-                    mean_samples(_dice_per_unit(per_patient_dice, records, units, n_units), weights))
+                    mean_samples(dice_per_unit(per_patient_dice, records, units, n_units), weights))
     localised_cells = confusion.localised_cells(records, score_threshold, iou_threshold, localised["matched_by"])
     return {
         "confidence": confidence,

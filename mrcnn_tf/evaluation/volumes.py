@@ -9,12 +9,11 @@ volumes with :func:`predict_case` too, so evaluation scores exactly what predict
 Shape letters: ``Z``, ``H``, ``W`` an axial stack (``data.volumes``), ``n`` detections.
 """
 import json
-import os
 
 import numpy as np
 from scipy import ndimage
 
-from mrcnn_tf.staging import StagedFiles
+from mrcnn_tf.staging import write_texts
 
 JSON_FILE = "volume_report.json"
 MARKDOWN_FILE = "volume_report.md"
@@ -208,9 +207,4 @@ def volume_markdown(figures):
 
 def write_volume_report(figures, out_dir):
     """``volume_report.json`` and ``volume_report.md`` in ``out_dir``, both or neither (``staging``)."""
-    with StagedFiles(out_dir) as stage:
-        with open(stage.path(JSON_FILE), "w") as f:
-            json.dump(figures, f, indent=1)
-        with open(stage.path(MARKDOWN_FILE), "w") as f:
-            f.write(volume_markdown(figures))
-    return os.path.join(out_dir, JSON_FILE)
+    return write_texts(out_dir, {JSON_FILE: json.dumps(figures, indent=1), MARKDOWN_FILE: volume_markdown(figures)})[0]

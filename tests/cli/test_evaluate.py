@@ -1,5 +1,6 @@
 """mrcnn_tf.cli.evaluate (``mrcnn-evaluate``, ``python evaluate.py``): the three modes, run in-process on tiny data
 the tests make, and the counts mode as the top-level script and as the installed console script."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -56,6 +57,30 @@ def test_detections_mode_scores_a_coco_results_file(tmp_path):
     assert figures["coco"]["mask"]["ap"] == pytest.approx(1.0)
     assert figures["image_level"]["tp"] == 1 and figures["image_level"]["tn"] == 1
     assert figures["dice"]["global"] == pytest.approx(1.0)
+
+
+def test_compare_mode_writes_the_paired_differences_of_two_reports(tmp_path, capsys):
+    masks = np.zeros((1, 32, 32), np.uint8)
+    masks[0, 8:20, 10:24] = 1
+    box = np.array([[8, 10, 20, 24]], np.float32)
+    missed = ImageRecord(1, "a.png", "P1", 32, 32, box, masks, np.zeros(1, bool), np.zeros((0, 4), np.float32),
+                         np.zeros(0, np.float32), np.zeros((0, 32, 32), np.uint8))
+    found = dataclasses.replace(missed, det_boxes=box, det_scores=np.array([0.9], np.float32), det_masks=masks)
+    reports = []
+    for name, record in (("a", missed), ("b", found)):
+        gt_path, det_path = tmp_path / f"{name}_gt.json", tmp_path / f"{name}_det.json"
+        gt_path.write_text(json.dumps(coco.to_coco_ground_truth([record])))
+        det_path.write_text(json.dumps(coco.to_coco_results([record])))
+        reports.append(str(tmp_path / name))
+        assert evaluate.main(["--ground-truth", str(gt_path), "--detections", str(det_path), "--out", reports[-1]]) == 0
+    out = tmp_path / "b_against_a"
+    assert evaluate.main(["--compare", *reports, "--out", str(out)]) == 0
+    figures = json.loads((out / "compare.json").read_text())["figures"]
+    assert (figures["recall"]["a"], figures["recall"]["b"]) == (0.0, 1.0)
+    assert "comparison written to" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--compare", *reports])
+    assert exit_info.value.code == 2 and "--compare needs --out" in capsys.readouterr().err
 
 
 def test_detections_mode_names_a_broken_file(tmp_path, capsys):

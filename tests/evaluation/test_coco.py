@@ -82,17 +82,18 @@ def test_yxyx_xywh_round_trip():
 def test_ground_truth_round_trip(tmp_path):
     masks = ellipse_masks(40, [(12, 14, 6, 9), (28, 26, 8, 5)])  # [2, 40, 40]
     first = _record(3, _tight_boxes(masks), crowd=[False, True], size=(40, 40))
-    first.gt_masks = masks
+    first.gt_masks, first.patient = masks, "TCGA_CS_4942"
     empty = _record(7, [], size=(24, 32))
     dataset = coco.to_coco_ground_truth([first, empty])
+    assert dataset["images"][0]["patient"] == "TCGA_CS_4942" and "patient" not in dataset["images"][1]
     y1, x1, y2, x2 = _tight_boxes(masks)[1]
     second = dataset["annotations"][1]
     assert second["bbox"] == [x1, y1, x2 - x1, y2 - y1]
     assert second["area"] == masks[1].sum() and second["iscrowd"] == 1 and second["id"] == 2
     records, names = coco.load_coco_ground_truth(_write(tmp_path / "gt.json", dataset))
     assert names == ["tumour"]
-    assert [(r.image_id, r.file_name, r.height, r.width) for r in records] == [
-        (3, "image_3.png", 40, 40), (7, "image_7.png", 24, 32)]
+    assert [(r.image_id, r.file_name, r.patient, r.height, r.width) for r in records] == [
+        (3, "image_3.png", "TCGA_CS_4942", 40, 40), (7, "image_7.png", None, 24, 32)]
     np.testing.assert_array_equal(records[0].gt_masks, masks)
     np.testing.assert_array_equal(records[0].gt_boxes, first.gt_boxes)
     np.testing.assert_array_equal(records[0].gt_crowd, [False, True])

@@ -1,10 +1,9 @@
 """Tests for mrcnn_tf/evaluation/intervals.py: Wilson intervals worked out by hand, the bootstrap over patients on
 cases whose resamples can be listed, and the re-pooled AP against ``ap.dataset_ap``.
 
-Slices are 8 x 8; rectangles are ``(y1, x1, y2, x2)`` with an exclusive end, and masks fill their boxes.
+Slices are 8 x 8 with rectangle masks (``rect_records``).
 """
 import dataclasses
-import itertools
 import time
 
 import numpy as np
@@ -12,27 +11,8 @@ import pytest
 
 from mrcnn_tf.evaluation import ap, confusion, intervals, overlap
 from mrcnn_tf.evaluation.records import ImageRecord
-
-SIZE = 8
-_IMAGE_IDS = itertools.count(1)
-TOP_LEFT, BOTTOM_RIGHT, TOP_RIGHT, WHOLE = (0, 0, 4, 4), (4, 4, 8, 8), (0, 4, 4, 8), (0, 0, 8, 8)
-
-
-def _masks(rects, size=SIZE):
-    masks = np.zeros((len(rects), size, size), np.uint8)
-    for mask, (y1, x1, y2, x2) in zip(masks, rects):
-        mask[y1:y2, x1:x2] = 1
-    return masks
-
-
-def _record(patient, gt_rects=(), det_rects=(), scores=(), size=SIZE, crowd=None):
-    image_id = next(_IMAGE_IDS)
-    crowd = np.zeros(len(gt_rects), bool) if crowd is None else np.asarray(crowd, bool)
-    return ImageRecord(
-        image_id=image_id, file_name=f"{image_id}.png", patient=patient, height=size, width=size,
-        gt_boxes=np.asarray(gt_rects, np.float32).reshape(-1, 4), gt_masks=_masks(gt_rects, size), gt_crowd=crowd,
-        det_boxes=np.asarray(det_rects, np.float32).reshape(-1, 4), det_scores=np.asarray(scores, np.float32),
-        det_masks=_masks(det_rects, size))
+from rect_records import BOTTOM_RIGHT, TOP_LEFT, TOP_RIGHT, WHOLE
+from rect_records import record as _record
 
 
 # --- Wilson score intervals ---
@@ -83,6 +63,17 @@ def test_proportion_intervals_of_the_papers_test_counts():
 
 
 # --- units and resampling ---
+
+def test_proportion_samples_pool_the_drawn_units_cells():
+    # Two units: (tp, fp, fn, tn) = (3, 1, 0, 0) and (0, 0, 2, 5). Drawn (2, 0): precision 6/8, recall 6/6,
+    # specificity 0/2. Drawn (0, 2): precision undefined (nothing called positive), recall 0/4, specificity 10/10.
+    # Drawn (1, 1): precision 3/4, recall 3/5, specificity 5/6.
+    cells = np.array([[3, 1, 0, 0], [0, 0, 2, 5]], np.float64)
+    weights = np.array([[2, 0], [0, 2], [1, 1]])
+    np.testing.assert_allclose(intervals.proportion_samples(cells, weights, "precision"), [0.75, np.nan, 0.75])
+    np.testing.assert_allclose(intervals.proportion_samples(cells, weights, "recall"), [1.0, 0.0, 0.6])
+    np.testing.assert_allclose(intervals.proportion_samples(cells, weights, "specificity"), [0.0, 1.0, 5 / 6])
+
 
 def test_patient_units_group_slices_and_fall_back_to_images():
     records = [_record("A"), _record("B"), _record("A")]
