@@ -39,7 +39,7 @@ class MaskRCNN(keras.Model):
         self.runtime = config.runtime.resolved(gpu_visible=bool(tf.config.list_physical_devices("GPU")))
         layers = LayerFactory(norm=config.backbone.resolved_norm, groups=config.backbone.group_norm_groups,
                               xla_conv=self.runtime.xla_conv, xla_norm=self.runtime.xla_group_norm)
-        anchors, rpn, roi = config.anchors, config.rpn, config.roi
+        anchors, roi = config.anchors, config.roi
         crop = config.train.crop_size if config.train.crop_size != config.image_size else 0
         self.backbone = backbone_lib.build_resnet50(None if crop else config.image_size, layers)
         self.fpn = FPN(config.backbone.fpn_channels, layers, name="fpn")
