@@ -39,10 +39,12 @@ def anchors(text):
 
 
 def command_lines(text):
-    """The code a page shows: each line of its fenced blocks and each inline code span."""
+    """The code a page shows: each line of its fenced blocks and each inline code span (one a line break wraps
+    counts as one line)."""
     blocks = re.findall(r"^```[a-z]*\n(.*?)^```", text, flags=re.S | re.M)
     prose = re.sub(r"^```[a-z]*\n.*?^```", "", text, flags=re.S | re.M)
-    return [line for block in blocks for line in block.splitlines()] + re.findall(r"`([^`\n]+)`", prose)
+    spans = [span.replace("\n", " ") for span in re.findall(r"`([^`]+)`", prose) if span.count("\n") <= 1]
+    return [line for block in blocks for line in block.splitlines()] + spans
 
 
 def shown_flags(text):
@@ -94,12 +96,14 @@ def test_every_flag_a_guide_shows_a_command_with_is_one_it_takes(page):
 
 def test_the_checks_find_what_they_look_for():
     text = ("```bash\nmrcnn-train --data D --out R --lr 0.1   # then --not-this\nmrcnn-evaluate --model R\n```\n"
-            "Or `python evaluate.py --tta --weights best` and `mrcnn-export --run R && mrcnn-predict --images I`.\n"
+            "Or `python evaluate.py --tta --weights best` and `mrcnn-export --run R && mrcnn-predict --images I`,\n"
+            "or `mrcnn-evaluate --compare A\nB --out C` wrapped.\n"
             "## A heading, with: punctuation\n")
     assert shown_flags(text) == {("mrcnn-train", "--data"), ("mrcnn-train", "--out"), ("mrcnn-train", "--lr"),
                                  ("mrcnn-evaluate", "--model"), ("evaluate.py", "--tta"),
                                  ("evaluate.py", "--weights"), ("mrcnn-export", "--run"),
-                                 ("mrcnn-predict", "--images")}
+                                 ("mrcnn-predict", "--images"), ("mrcnn-evaluate", "--compare"),
+                                 ("mrcnn-evaluate", "--out")}
     assert "a-heading-with-punctuation" in anchors(text)
     assert {"--preset", "--minutes", "--optimizer"} <= flags_of("mrcnn-train")
     assert "--no-such-flag" not in flags_of("mrcnn-train")

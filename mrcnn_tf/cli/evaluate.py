@@ -66,6 +66,13 @@ def parse_args(argv):
         p.error("--ground-truth needs --detections and --out")
     if args.compare and not args.out:
         p.error("--compare needs --out")
+    scoring = {"--split": args.split != "test", "--splits": args.splits,
+               "--score-threshold": args.score_threshold != 0.5, "--min-precision": args.min_precision is not None,
+               "--max-images": args.max_images is not None, "--weights": args.weights != "final", "--tta": args.tta,
+               "--detections": args.detections}
+    if args.compare and any(scoring.values()):  # each report was scored already, with its own settings
+        p.error(f"--compare reads two reports as they were scored: {', '.join(f for f, on in scoring.items() if on)} "
+                "does not apply (only --out, --data, --format and the volume flags do)")
     if args.score_threshold == "val" and not args.model:
         p.error("--score-threshold val needs --model (a run with a validation split)")
     if args.tta and not args.model:
@@ -92,7 +99,8 @@ def main(argv=None):
                                          data_settings=volume_flag_values(args), flip_tta=args.tta)
     elif args.compare:
         def run():
-            return commands.compare_report_folders(*args.compare, args.out, args.data, args.format)
+            return commands.compare_report_folders(*args.compare, args.out, args.data, args.format,
+                                                   volume_flag_values(args))
 
         return run_command(run, lambda _: f"comparison written to {args.out}", quiet=level == logs.QUIET)
     else:

@@ -219,7 +219,9 @@ def attach_coco_detections(records, path):
     ``path`` holds a list of dicts (``image_id``, ``bbox`` ``[x, y, w, h]``, ``score``, and optionally an RLE
     ``segmentation``; ``category_id`` is ignored, evaluation being class-agnostic). Each returned record has
     ``det_boxes`` ``[D, 4]`` float32 and ``det_scores`` ``[D]`` float32 best first, and ``det_masks``
-    ``[D, H, W]`` uint8, or None for every record when no result carries a segmentation. The input records
+    ``[D, H, W]`` uint8, or None for every record when results exist and none carries a segmentation (an empty
+    file against ground truth with masks gives empty masks: a model that found nothing scores 0, not n/a). The
+    input records
     are not modified. Raises DataError naming ``path`` for invalid JSON, a result lacking a key or of an
     image_id that no record has, and an invalid segmentation (``data.coco.segmentation_to_mask``).
     """
@@ -233,7 +235,8 @@ def attach_coco_detections(records, path):
             raise DataError(f"{path}: results[{index}] refers to image_id {result['image_id']!r}, which is not in "
                             "the ground truth")
         by_image[result["image_id"]].append(result)
-    with_masks = any(has_segmentation(result) for result in results)
+    with_masks = (any(has_segmentation(result) for result in results)
+                  or (not results and all(record.gt_masks is not None for record in records)))
     return [_with_detections(path, record, by_image[record.image_id], with_masks) for record in records]
 
 

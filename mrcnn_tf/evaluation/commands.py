@@ -113,17 +113,19 @@ def evaluate_coco_files(ground_truth, detections, out_dir, score_threshold=DEFAU
     return figures
 
 
-def compare_report_folders(folder_a, folder_b, out_dir, data_root=None, data_format="auto"):
+def compare_report_folders(folder_a, folder_b, out_dir, data_root=None, data_format="auto", data_settings=None):
     """``evaluate.py --compare A B``: the figures of two report folders of the same images, and the paired
     bootstrap interval of each difference (``evaluation.compare``), written as ``compare.json`` and ``compare.md``
     into ``out_dir``. ``data_root``: the dataset the reports were scored on, for patient ids that the reports'
-    ground-truth files lack. Returns the comparison dict."""
+    ground-truth files lack, read with the ``data`` section's defaults changed by ``data_settings`` (a dict, e.g.
+    the modalities of volumes). Returns the comparison dict."""
     from mrcnn_tf.evaluation import compare
 
     a, b = compare.load_report(folder_a), compare.load_report(folder_b)  # both checked before the dataset is read
     patients = None
     if data_root is not None:
-        patients = compare.dataset_patients(readers.open_dataset(data_root, data_format, DataConfig()))
+        data = dataclasses.replace(DataConfig(), **(data_settings or {}))
+        patients = compare.dataset_patients(readers.open_dataset(data_root, data_format, data))
     comparison = compare.compare_reports(a, b, patients)
     compare.write_comparison(comparison, out_dir)
     return comparison

@@ -72,27 +72,45 @@ def load_report(folder):
     return ScoredReport(folder, records, score_threshold, iou_threshold)
 
 
+def image_key(file_name):
+    """What matches an image across reports and datasets: its path, absolute and normalised (``data/x.tif``,
+    ``./data/x.tif`` and ``/abs/data/x.tif`` run from ``/abs`` are one image)."""
+    return os.path.realpath(file_name)
+
+
+def _by_image(side):
+    """``{image_key: record}`` of one report; DataError naming the folder and an image it holds twice."""
+    out = {}
+    for record in side.records:
+        key = image_key(record.file_name)
+        if key in out:
+            raise DataError(f"{os.path.join(side.folder, coco.GROUND_TRUTH_FILE)}: the image {record.file_name} is "
+                            "listed twice")
+        out[key] = record
+    return out
+
+
 def paired_records(a, b, patients=None):
     """The two reports' records of the same images in the same order, each with the patient id either report knows,
-    else the one ``patients`` (dict file name -> patient id, e.g. :func:`dataset_patients`) gives.
+    else the one ``patients`` (dict :func:`image_key` -> patient id, e.g. :func:`dataset_patients`) gives.
 
-    Images are matched by file name. Returns ``(records_a, records_b)``. DataError naming both folders when they
-    hold different images, different ground truth for an image, or different patients for one, or were scored at
-    different IoU thresholds; naming an image ``patients`` does not hold.
+    Images are matched by :func:`image_key`. Returns ``(records_a, records_b)``. DataError naming both folders when
+    they hold different images, different ground truth for an image, or different patients for one, or were scored
+    at different IoU thresholds; naming a report's image listed twice, or an image ``patients`` does not hold.
     """
     where = f"{a.folder} and {b.folder}"
     if a.iou_threshold != b.iou_threshold:
         raise DataError(f"{where} were scored at different IoU thresholds ({a.iou_threshold}, {b.iou_threshold})")
-    by_name = {record.file_name: record for record in b.records}
-    names_a = [record.file_name for record in a.records]
-    only_a, only_b = sorted(set(names_a) - set(by_name)), sorted(set(by_name) - set(names_a))
-    if only_a or only_b or len(by_name) != len(b.records) or len(set(names_a)) != len(names_a):
-        example = (only_a or only_b or ["a repeated file name"])[0]
+    by_key_a, by_key_b = _by_image(a), _by_image(b)
+    only_a, only_b = sorted(set(by_key_a) - set(by_key_b)), sorted(set(by_key_b) - set(by_key_a))
+    if only_a or only_b:
+        examples = "; ".join(f"{which}: {names[0]}" for which, names in (("only in the first", only_a),
+                                                                           ("only in the second", only_b)) if names)
         raise DataError(f"{where} were not scored on the same images: {len(only_a)} only in the first, "
-                        f"{len(only_b)} only in the second (e.g. {example})")
+                        f"{len(only_b)} only in the second (e.g. {examples})")
     out_a, out_b = [], []
-    for first in a.records:
-        second = by_name[first.file_name]
+    for key, first in by_key_a.items():
+        second = by_key_b[key]
         same_truth = (first.gt_boxes.shape == second.gt_boxes.shape
                       and np.allclose(first.gt_boxes, second.gt_boxes, atol=0.5)
                       and np.array_equal(first.gt_crowd, second.gt_crowd))
@@ -103,19 +121,19 @@ def paired_records(a, b, patients=None):
                             f"{second.patient!r}")
         patient = first.patient if first.patient is not None else second.patient
         if patient is None and patients is not None:
-            if first.file_name not in patients:
+            if key not in patients:
                 raise DataError(f"{first.file_name} of {where} is not an image of the dataset given for patient "
-                                "ids: give the dataset the reports were scored on")
-            patient = patients[first.file_name]
+                                "ids: give the dataset the reports were scored on, at the same path")
+            patient = patients[key]
         out_a.append(dataclasses.replace(first, patient=patient))
         out_b.append(dataclasses.replace(second, patient=patient))
     return out_a, out_b
 
 
 def dataset_patients(reader):
-    """dict image file -> patient id of a dataset reader's items (``data.readers.open_dataset``), for
+    """dict :func:`image_key` -> patient id of a dataset reader's items (``data.readers.open_dataset``), for
     :func:`paired_records`."""
-    return {item.image_path: item.patient for item in reader.items}
+    return {image_key(item.image_path): item.patient for item in reader.items}
 
 
 def figure_samples(records, units, n_units, weights, score_threshold, iou_threshold):
@@ -155,7 +173,9 @@ def compare_reports(a, b, patients=None, resamples=intervals.RESAMPLES, seed=int
     Returns a JSON-ready dict: ``a`` and ``b`` (folder, score threshold, images), ``iou_threshold``,
     ``confidence``, ``bootstrap`` (unit, n_units, resamples, seed, paired: True) and ``figures``: name -> dict(a, b,
     difference = b - a, low, high: the percentile interval of the paired resamples' differences,
-    b_higher_share: the share of resamples in which b's figure is higher, undefined_resamples).
+    b_higher_share and b_lower_share: the shares of the resamples where both are defined in which b's figure is
+    higher and lower (the rest are ties), undefined_resamples). Without patient ids (``bootstrap.unit`` ``"image"``)
+    ``dice_per_patient`` is the mean Dice per image.
     """
     records_a, records_b = paired_records(a, b, patients)
     units, n_units, unit_kind = intervals.patient_units(records_a)
@@ -173,6 +193,7 @@ def compare_reports(a, b, patients=None, resamples=intervals.RESAMPLES, seed=int
         defined = difference[np.isfinite(difference)]
         figures[name] = {"a": value_a, "b": value_b, "difference": both, "low": entry["low"], "high": entry["high"],
                          "b_higher_share": float(np.mean(defined > 0)) if len(defined) else None,
+                         "b_lower_share": float(np.mean(defined < 0)) if len(defined) else None,
                          "undefined_resamples": entry["undefined_resamples"]}
     return {
         "a": {"report": a.folder, "score_threshold": a.score_threshold, "n_images": len(records_a)},
@@ -196,20 +217,29 @@ def to_markdown(comparison):
              f"- B: `{b['report']}`, score threshold {b['score_threshold']:.3f}",
              f"- {a['n_images']} images, {boot['n_units']} units of the bootstrap ({boot['unit']}); "
              f"IoU threshold {comparison['iou_threshold']}", "",
-             f"| figure | A | B | B - A ({level}% paired interval) | resamples with B higher |",
+             f"| figure | A | B | B - A ({level}% paired interval) | resamples with B higher / lower |",
              "|---|---|---|---|---|"]
+    undefined = []
     for name, what in FIGURES:
         f = comparison["figures"][name]
+        if name == "dice_per_patient" and boot["unit"] != "patient":
+            what = "Dice per image (no patient ids)"
         interval = "" if f["low"] is None else f" ({_fmt(f['low'], True)} to {_fmt(f['high'], True)})"
-        share = "n/a" if f["b_higher_share"] is None else f"{100 * f['b_higher_share']:.0f}%"
+        share = ("n/a" if f["b_higher_share"] is None else
+                 f"{100 * f['b_higher_share']:.0f}% / {100 * f['b_lower_share']:.0f}%")
         lines.append(f"| {what} | {_fmt(f['a'])} | {_fmt(f['b'])} | {_fmt(f['difference'], True)}{interval} "
                      f"| {share} |")
+        if f["undefined_resamples"] and f["difference"] is not None:
+            undefined.append(f"{what}: {f['undefined_resamples']}")
     lines += ["", f"The interval is a percentile bootstrap over {boot['unit']}s ({boot['resamples']} resamples, "
               f"seed {boot['seed']}), paired: each resample draws the {boot['unit']}s once and scores both models "
               "on that draw, so a hard patient counts against both. An interval that excludes 0 is a difference "
               "these images support; one that holds 0 is no evidence either way. It compares these two models, "
               "not their recipes: a recipe trained again with another seed moves too. Each model keeps its own "
               "score threshold."]
+    if undefined:
+        lines += ["", "Resamples where a figure was undefined for A or B (no tumour drawn, say), left out of its "
+                  "interval: " + "; ".join(undefined) + "."]
     if boot["unit"] != "patient":
         lines += ["", "**Each image is its own unit here** (the reports carry no patient ids: give the dataset, "
                   "`--data`): slices of one patient move together, so these intervals are too narrow."]

@@ -81,6 +81,9 @@ def test_compare_mode_writes_the_paired_differences_of_two_reports(tmp_path, cap
     with pytest.raises(SystemExit) as exit_info:
         evaluate.main(["--compare", *reports])
     assert exit_info.value.code == 2 and "--compare needs --out" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # each report keeps the threshold it was scored at
+        evaluate.main(["--compare", *reports, "--out", str(out), "--score-threshold", "0.3", "--tta"])
+    assert exit_info.value.code == 2 and "--score-threshold, --tta does not apply" in capsys.readouterr().err
 
 
 def test_detections_mode_names_a_broken_file(tmp_path, capsys):

@@ -259,3 +259,12 @@ def test_results_without_segmentation_give_no_masks(tmp_path):
     np.testing.assert_array_equal(attached[0].det_boxes, [[4, 4, 20, 30]])
     result = coco.coco_ap(attached)
     assert result["mask"] is None and result["box"]["ap"] == pytest.approx(1.0)
+
+
+def test_an_empty_results_file_gives_empty_masks_so_mask_figures_are_zero(tmp_path):
+    ground_truth = [_record(0, [[4, 4, 20, 30]]), _record(1, [])]
+    attached = coco.attach_coco_detections(ground_truth, _write(tmp_path / "results.json", []))
+    assert [record.det_masks.shape for record in attached] == [(0, 48, 64), (0, 48, 64)]
+    assert coco.coco_ap(attached)["mask"]["ap"] == 0.0
+    without_masks = [_record(0, [[4, 4, 20, 30]], masks=False)]
+    assert coco.attach_coco_detections(without_masks, _write(tmp_path / "r.json", []))[0].det_masks is None

@@ -6,13 +6,17 @@ Slices are 8 x 8 with rectangle masks (``rect_records``).
 """
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
-from rect_records import BOTTOM_RIGHT, TOP_LEFT, record
+from conftest import ONE_TUMOUR_ONE_EMPTY, TWO_PATIENTS, write_lgg_folder
+from rect_records import BOTTOM_RIGHT, TOP_LEFT, TOP_RIGHT, WHOLE, record
 
+from mrcnn_tf.config import DataConfig
+from mrcnn_tf.data import readers
 from mrcnn_tf.errors import DataError
-from mrcnn_tf.evaluation import coco, commands, compare, intervals
+from mrcnn_tf.evaluation import coco, commands, compare, intervals, report
 
 
 def _side(records, folder="A", score_threshold=0.5):
@@ -42,6 +46,29 @@ def test_a_model_against_itself_differs_by_exactly_zero():
         figure = comparison["figures"][name]
         assert figure["a"] == figure["b"] is not None and figure["difference"] == 0.0, name
         assert figure["low"] == figure["high"] == 0.0 and figure["b_higher_share"] == 0.0, name
+
+
+def test_the_data_as_it_is_gives_the_reports_own_seven_figures():
+    # Every kind of slice: found in place, found only in the wrong place (localised F1 differs from F1), missed,
+    # a false alarm, a true negative, a partial mask (Dice below 1), and a low-scoring detection below threshold.
+    records = [record("P1", [TOP_LEFT], [TOP_LEFT], [0.9]), record("P1", [TOP_LEFT], [BOTTOM_RIGHT], [0.8]),
+               record("P2", [TOP_RIGHT], [], []), record("P2", [], [TOP_LEFT], [0.7]), record("P3", [], [], []),
+               record("P3", [WHOLE], [TOP_LEFT, BOTTOM_RIGHT], [0.95, 0.3]),
+               record("P4", [TOP_LEFT], [TOP_LEFT], [0.4])]
+    # and a detection whose box is right and whose mask is a quarter of it (a box TP, a mask FP)
+    right_box = record("P4", [WHOLE], [WHOLE], [0.85])
+    records.append(dataclasses.replace(right_box, det_masks=record(None, det_rects=[TOP_LEFT]).det_masks))
+    figures = report.build_report(records, 0.5)
+    units, n_units, _ = intervals.patient_units(records)
+    ones = np.ones((1, n_units), np.int64)
+    samples = {name: float(value[0]) for name, value in
+               compare.figure_samples(records, units, n_units, ones, 0.5, 0.5).items()}
+    assert samples == pytest.approx({
+        "precision": figures["image_level"]["precision"], "recall": figures["image_level"]["recall"],
+        "f1": figures["image_level"]["f1"], "f1_localised": figures["image_level_localised"]["f1"],
+        "box_ap50": figures["ap"]["box_ap50"], "mask_ap50": figures["ap"]["mask_ap50"],
+        "dice_per_patient": figures["dice"]["per_patient_mean"]}, abs=1e-12)
+    assert samples["f1_localised"] < samples["f1"] and samples["mask_ap50"] != samples["box_ap50"]
 
 
 def test_one_more_tumour_found_by_hand():
@@ -90,8 +117,11 @@ def test_each_model_keeps_its_own_score_threshold():
 
 def test_reports_of_other_images_or_other_truth_are_refused_naming_both():
     truth, found = _tumour_slices(["P1", "P2"], [True, False])
-    with pytest.raises(DataError, match=r"A and B were not scored on the same images: 1 only in the first"):
+    with pytest.raises(DataError, match=r"A and B were not scored on the same images: 1 only in the first, 0 only "
+                                        rf"in the second \(e.g. only in the first: .*{found[1].file_name}\)"):
         compare.compare_reports(_side(found), _side(found[:1], "B"))
+    with pytest.raises(DataError, match=rf"B/coco_ground_truth.json: the image {found[0].file_name} is listed twice"):
+        compare.compare_reports(_side(found), _side(found + found[:1], "B"))
     other_truth = [dataclasses.replace(found[0], gt_boxes=np.asarray([BOTTOM_RIGHT], np.float32)), found[1]]
     with pytest.raises(DataError, match=f"A and B hold different ground truth for {found[0].file_name}"):
         compare.compare_reports(_side(found), _side(other_truth, "B"))
@@ -106,14 +136,28 @@ def test_patient_ids_come_from_the_dataset_where_the_reports_have_none():
     truth, found = _tumour_slices([None] * 4, [True, False, True, True])
     without = compare.compare_reports(_side(found), _side(found, "B"))
     assert without["bootstrap"]["unit"] == "image" and without["bootstrap"]["n_units"] == 4
-    assert "Each image is its own unit here" in compare.to_markdown(without)
-    patients = {r.file_name: ("P1" if i < 2 else "P2") for i, r in enumerate(found)}
+    markdown = compare.to_markdown(without)
+    assert "Each image is its own unit here" in markdown and "| Dice per image (no patient ids) |" in markdown
+    patients = {compare.image_key(r.file_name): ("P1" if i < 2 else "P2") for i, r in enumerate(found)}
     with_ids = compare.compare_reports(_side(found), _side(found, "B"), patients)
     assert with_ids["bootstrap"]["unit"] == "patient" and with_ids["bootstrap"]["n_units"] == 2
     assert "Each image is its own unit" not in compare.to_markdown(with_ids)
-    del patients[found[3].file_name]
+    del patients[compare.image_key(found[3].file_name)]
     with pytest.raises(DataError, match=f"{found[3].file_name} of A and B is not an image of the dataset"):
         compare.compare_reports(_side(found), _side(found, "B"), patients)
+
+
+def test_patient_ids_from_a_dataset_reader_match_however_the_path_was_written(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    write_lgg_folder(str(data), TWO_PATIENTS, ONE_TUMOUR_ONE_EMPTY)
+    patients = compare.dataset_patients(readers.open_dataset(str(data), "auto", DataConfig()))
+    assert sorted(set(patients.values())) == ["TCGA_AA_0001", "TCGA_AA_0002"] and len(patients) == 4
+    monkeypatch.chdir(tmp_path)
+    image = sorted(patients)[0]
+    found = [dataclasses.replace(record(None, [TOP_LEFT]), file_name=os.path.relpath(image, tmp_path))]
+    other = [dataclasses.replace(found[0], file_name=os.path.join(".", "data", "..", found[0].file_name))]
+    paired, _ = compare.paired_records(_side(found), _side(other, "B"), patients)
+    assert paired[0].patient == patients[image]
 
 
 def _report_folder(folder, records, score_threshold=0.5):
@@ -142,6 +186,16 @@ def test_report_folders_are_read_back_and_compared_into_two_files(tmp_path):
     markdown = (out / compare.COMPARE_MARKDOWN).read_text()
     assert f"- A: `{a}`, score threshold 0.500" in markdown and "| +0.667 (" in markdown
     assert sorted(p.name for p in out.iterdir()) == [compare.COMPARE_JSON, compare.COMPARE_MARKDOWN]
+
+
+def test_a_model_that_found_nothing_scores_zero_not_nothing(tmp_path):
+    truth, found = _tumour_slices(["P1", "P2"], [True, True])
+    a = _report_folder(tmp_path / "a", found)
+    b = _report_folder(tmp_path / "b", truth)  # no detections at all: an empty coco_detections.json
+    assert json.loads((tmp_path / "b" / coco.DETECTIONS_FILE).read_text()) == []
+    figures = commands.compare_report_folders(a, b, str(tmp_path / "cmp"))["figures"]
+    assert (figures["mask_ap50"]["b"], figures["dice_per_patient"]["b"], figures["recall"]["b"]) == (0.0, 0.0, 0.0)
+    assert figures["mask_ap50"]["difference"] == -1.0 and figures["mask_ap50"]["b_lower_share"] == 1.0
 
 
 def test_a_folder_that_is_not_a_report_is_named_and_nothing_is_written(tmp_path):
