@@ -92,7 +92,7 @@ def given_settings(train_config, settings=(), steps=None):
     command asking for others is refused rather than silently training the old recipe under the new name."""
     given = {}
     for assignment in settings:
-        path = assignment.partition("=")[0].strip().split(".")
+        path = config.setting_key(assignment).split(".")
         section, field = (None, path[0]) if len(path) == 1 else path
         value = getattr(train_config if section is None else getattr(train_config, section), field)
         given[f"--set {'.'.join(path)}"] = (section, field, tuple(value) if isinstance(value, list) else value)
@@ -205,7 +205,7 @@ def run(args):
         "score_threshold_chosen_on_val": report["source"].get("score_threshold_chosen_on_val"),
         "this_sitting_wall_minutes": {"training": round((trained_at - started) / 60, 1),
                                       "report": round((time.time() - trained_at) / 60, 1)},
-        "train_settings": read_json(runs.path(args.out, runs.CONFIG_FILE))["train"],
+        "train_settings": dataclasses.asdict(run_config.train),
         "schedule_sized_to_budget": read_json(runs.path(args.out, runs.SCHEDULE_FILE)),
     }
     with open(os.path.join(args.out, "accuracy.json"), "w") as f:
@@ -220,7 +220,8 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="run folder (rerun the same command to resume)")
     p.add_argument("--preset", choices=sorted(config.PRESETS), default="best",
                    help="the package's training recipe (mrcnn_tf.config.PRESETS)")
-    p.add_argument("--minutes", type=float, default=None, help="budget of train-step minutes, over all sittings of the run")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="budget of train-step minutes, over all sittings of the run")
     p.add_argument("--steps", type=int, default=None,
                    help="a schedule of this many train steps instead of one sized to --minutes (a budget that a "
                         "busy machine does not change: levers compared at equal minutes on a quiet machine get "

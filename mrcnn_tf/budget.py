@@ -17,6 +17,7 @@ import numpy as np
 
 from mrcnn_tf import callbacks, runs, training
 from mrcnn_tf.data import pipeline, readers
+from mrcnn_tf.config import setting_key
 from mrcnn_tf.data.splits import spread_indices
 
 # A new run plans its steps to fill this share of the budget: the rest absorbs steps slower than the measured
@@ -46,7 +47,7 @@ def fit_steps(config, steps):
 def overridden_settings(settings):
     """The ``"section.key=value"`` strings among ``settings`` that :func:`fit_steps` overrides: those of the epoch
     length (the number of epochs stays the one given)."""
-    return [s for s in settings if s.partition("=")[0].strip() == f"train.{SCHEDULE_FIELDS[1]}"]
+    return [s for s in settings if setting_key(s) == f"train.{SCHEDULE_FIELDS[1]}"]
 
 
 def measure_step_seconds(config, data_root, data_format="auto", skip_bad=False, steps=20, warmup=3, slices=64):

@@ -407,7 +407,7 @@ class Config:
                 value = json.loads(text)
             except json.JSONDecodeError:
                 value = text
-            path = name.strip().split(".")
+            path = setting_key(assignment).split(".")
             current = self
             for part in path:
                 if not dataclasses.is_dataclass(current) or part not in {f.name for f in dataclasses.fields(current)}:
@@ -472,6 +472,12 @@ PRESETS = {
         scoring={"score_threshold": "val", "min_precision": 0.97},
     ),
 }
+
+
+def setting_key(assignment):
+    """The ``section.key`` (or top-level ``key``) that an assignment ``"section.key=value"`` of
+    :meth:`Config.with_settings` sets, unchecked."""
+    return assignment.partition("=")[0].strip()
 
 
 def preset(name):

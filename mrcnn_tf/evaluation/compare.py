@@ -160,8 +160,8 @@ def figure_samples(records, units, n_units, weights, score_threshold, iou_thresh
     return out
 
 
-def _value(samples):
-    value = float(samples[0])
+def _value(sample):
+    value = float(sample)
     return None if not np.isfinite(value) else value
 
 
@@ -179,15 +179,15 @@ def compare_reports(a, b, patients=None, resamples=intervals.RESAMPLES, seed=int
     """
     records_a, records_b = paired_records(a, b, patients)
     units, n_units, unit_kind = intervals.patient_units(records_a)
-    weights = intervals.unit_weights(n_units, resamples, seed)  # [B, U]: the same draws for both models
-    ones = np.ones((1, n_units), np.int64)
+    # [1 + B, U]: the data as it is (a row of ones), then the resamples, the same draws for both models; one pass
+    # over each model's records gives its figures and their resamples.
+    weights = np.vstack([np.ones((1, n_units), np.int64), intervals.unit_weights(n_units, resamples, seed)])
     figures = {}
-    sides = [(records, side.score_threshold) for records, side in ((records_a, a), (records_b, b))]
-    values = [figure_samples(r, units, n_units, ones, t, a.iou_threshold) for r, t in sides]
-    samples = [figure_samples(r, units, n_units, weights, t, a.iou_threshold) for r, t in sides]
+    samples = [figure_samples(records, units, n_units, weights, side.score_threshold, a.iou_threshold)
+               for records, side in ((records_a, a), (records_b, b))]
     for name, _ in FIGURES:
-        value_a, value_b = _value(values[0][name]), _value(values[1][name])
-        difference = samples[1][name] - samples[0][name]  # [B], NaN where either is undefined
+        value_a, value_b = _value(samples[0][name][0]), _value(samples[1][name][0])
+        difference = samples[1][name][1:] - samples[0][name][1:]  # [B], NaN where either is undefined
         both = None if value_a is None or value_b is None else value_b - value_a
         entry = intervals.bootstrap_figure(both, difference, confidence)
         defined = difference[np.isfinite(difference)]
